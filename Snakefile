@@ -23,12 +23,16 @@ _overrides = " + --config overrides" if workflow.config_settings.overwrite_confi
 validate_config(config, source=", ".join(map(str, workflow.configfiles)) + _overrides)
 CONFIG = W.resolved_config_file(config)  # the file every job's `vpt` command reads
 VPT = f"'{sys.executable}' -m vpt"
-LOGS = f"{config['results_dir']}/logs"
+LAUNCH = f"{VPT} launch --config {CONFIG}"  # in-process, or a submitit job (config key `launcher`)
+RESULTS = config["results_dir"]
+LOGS = f"{RESULTS}/logs"
+RUN_ID = W.RUN_ID_PATTERN  # <model>/<method>/lr<lr>_s<seed>[_fb<n>]_<corpus>
 
 
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/eval.smk"
+include: "workflow/rules/report.smk"
 include: "workflow/rules/bench.smk"
 
 

@@ -159,35 +159,52 @@ def cmd_pack(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- train
 
 
-def train_setup(cfg: dict[str, Any], method: str, base: bool, run_dir: str | None) -> tuple[Any, Any]:
-    """(TrainConfig, RunSpec) for the base pretraining or a continued-pretraining method."""
+def resolve_run(cfg: dict[str, Any], run: str | None, method: str | None) -> Any:
+    """A grid run from --run <id>, or the default run of --method (vpt.grid.default_run)."""
+    from vpt.grid import Run, default_run
+
+    if run:
+        r = Run.parse(run)
+        models = (["base"] if "base_model" in cfg else []) + list(cfg["models"])
+        if r.model not in models:
+            raise UsageError(f"run {run!r}: model {r.model!r} is not in the config; choose one of: {', '.join(models)}")
+        if r.corpus not in cfg["pack"]["variants"]:
+            raise UsageError(f"run {run!r}: corpus {r.corpus!r} is not packed; choose one of: {', '.join(cfg['pack']['variants'])}")
+        return r
+    return default_run(cfg, method or "vpt")
+
+
+def train_setup(cfg: dict[str, Any], run: Any, run_dir: str | None) -> tuple[Any, Any]:
+    """(TrainConfig, RunSpec) for a grid run (vpt.grid.Run), or for the base pretraining (run=None)."""
     from vpt import paths
     from vpt.config import deep_update
     from vpt.data.tokenizer import tokenizer_source
+    from vpt.grid import run_train_section
     from vpt.train.config import VALUE_METHODS, TrainConfig
     from vpt.train.loop import RunSpec
 
     tok_path, tok_rev = tokenizer_source(cfg, paths.tokenizer_dir(cfg))
-    spec = RunSpec(run_dir=Path("."), packed_dir=paths.packed_dir(cfg, paths.train_variant(cfg)),
+    variant = paths.train_variant(cfg) if run is None else run.corpus
+    spec = RunSpec(run_dir=Path("."), packed_dir=paths.packed_dir(cfg, variant),
                    tokenizer_path=tok_path, tokenizer_revision=tok_rev, extra={"preset": cfg["name"]})
-    train = dict(cfg["train"])
-    if base:
+    if run is None:
         if "base_model" not in cfg:
             raise UsageError("--base needs a `base_model` section in the config (the embedded tiny learner)")
-        train = deep_update(train, cfg["base_model"].get("train", {}))
-        for key in ("designer", "value", "feedback", "fixed_alpha"):  # not read by ntp (see workflow.base_train_section)
+        train = deep_update(dict(cfg["train"]), cfg["base_model"].get("train", {}))
+        for key in ("designer", "value", "feedback", "fixed_alpha", "snapshot_steps"):  # not read by ntp (see workflow.base_train_section)
             train.pop(key, None)
         train["method"] = "ntp"
         spec.architecture = cfg["base_model"]["architecture"]
         spec.run_dir = Path(run_dir) if run_dir else paths.base_run_dir(cfg)
     else:
-        train["method"] = method
-        if cfg["learner"] == "base":
+        train = run_train_section(cfg, run)
+        if run.model == "base":
             spec.learner_path = str(paths.base_run_dir(cfg) / "final")
         else:
-            model = cfg["models"][cfg["learner"]]
+            model = cfg["models"][run.model]
             spec.learner_path, spec.learner_revision = model["path"], model.get("revision")
-        spec.run_dir = Path(run_dir) if run_dir else paths.run_dir(cfg, method)
+        spec.run_dir = Path(run_dir) if run_dir else paths.run_dir(cfg, run.id)
+        spec.extra["run"] = run.id
     tcfg = TrainConfig.from_dict(train)
     if tcfg.method in VALUE_METHODS:
         fb = tcfg.feedback
@@ -199,7 +216,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     from vpt.train.loop import Trainer
 
     cfg = _cfg(args)
-    tcfg, spec = train_setup(cfg, args.method, args.base, args.run_dir)
+    tcfg, spec = train_setup(cfg, None if args.base else resolve_run(cfg, args.run, args.method), args.run_dir)
     if args.steps is not None:
         tcfg.steps = args.steps
     trainer = Trainer(tcfg, spec, device=args.device)
@@ -223,7 +240,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
     from vpt.value.scope import scope_parameters
 
     cfg = _cfg(args)
-    tcfg, spec = train_setup(cfg, args.method, False, None)
+    tcfg, spec = train_setup(cfg, resolve_run(cfg, None, args.method), None)
     pr = cfg["probe"]
     ckpt_dir = Path(args.checkpoint) if args.checkpoint else spec.run_dir / "final"
     if not (ckpt_dir / "config.json").exists():
@@ -257,7 +274,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
     cfg = _cfg(args)
     e = cfg["eval"]
-    checkpoint = Path(args.checkpoint) if args.checkpoint else paths.run_checkpoint(cfg, args.run)
+    run_id = args.run if args.run == "base" or "/" in args.run else resolve_run(cfg, None, args.run).id
+    label = args.at or "final"
+    checkpoint = Path(args.checkpoint) if args.checkpoint else paths.model_dir(cfg, run_id, label)
     lm = make_lm(checkpoint, e["batch_size"], e["max_length"], args.device or e["device"])
     for task in args.task:
         task_cfg, opts = task_config(cfg, task)
@@ -265,11 +284,11 @@ def cmd_eval(args: argparse.Namespace) -> None:
             if not Path(f).exists():
                 raise UsageError(f"evaluation data {f} does not exist; run `vpt data download` first")
         summary, rows = evaluate(lm, task, task_cfg, opts["limit"], opts["num_fewshot"], opts["seed"])
-        summary.update(run=args.run, checkpoint=str(checkpoint))
-        out = Path(args.out_dir) if args.out_dir else paths.eval_dir(cfg, args.run)
+        summary.update(run=run_id, checkpoint=str(checkpoint), checkpoint_label=label)
+        out = Path(args.out_dir) if args.out_dir else paths.eval_dir(cfg, run_id, label)
         write_results(out, task, summary, rows)
         shown = {k: v for k, v in summary["metrics"].items() if not isinstance(v, dict)}
-        log.info("%s/%s: %s (%d examples, %.2f examples/s) -> %s", args.run, task, shown, summary["examples"],
+        log.info("%s/%s: %s (%d examples, %.2f examples/s) -> %s", run_id, task, shown, summary["examples"],
                  summary["throughput"]["examples_per_s"], out / f"{task}.json")
 
 
@@ -373,10 +392,16 @@ def build_parser() -> argparse.ArgumentParser:
              "  random_feedback    vpt with g_down replaced by a random vector of the same norm\n"
              "  uniform_smoothing  fixed uniform soft target over the top-K (alpha fixed)\n"
              "  self_distill       the learner's own renormalized top-K distribution (alpha fixed)\n"
-             "Checkpoints every train.checkpoint_every steps under <run>/checkpoints/ and resumes from the\n"
-             "latest automatically; per-step metrics in <run>/metrics.jsonl; the model in <run>/final/.")
+             "A run is a point of the grid (vpt.grid), named by its id <model>/<method>/lr<lr>_s<seed>[_fb<n>]_<corpus>,\n"
+             "e.g. base/vpt/lr0.0003_s0_fb1024_decontaminated; --method M alone trains the default run of M\n"
+             "(the config's learner, train.lr, train.seed, train.feedback.n). Checkpoints every\n"
+             "train.checkpoint_every steps under results/runs/<id>/checkpoints/ and resumes from the latest\n"
+             "automatically; per-step metrics in metrics.jsonl; the model in final/; snapshots at\n"
+             "train.snapshot_steps (the grid's eval_steps) in snapshots/.")
     _add_config(p)
-    p.add_argument("--method", default="vpt", choices=["ntp", "vpt", "random_feedback", "uniform_smoothing", "self_distill"])
+    p.add_argument("--run", help="a grid run id (see above)")
+    p.add_argument("--method", default="vpt", choices=["ntp", "vpt", "random_feedback", "uniform_smoothing", "self_distill"],
+                   help="without --run: train this method's default run (default: vpt)")
     p.add_argument("--base", action="store_true", help="pretrain the embedded tiny base model from scratch (ntp)")
     p.add_argument("--run-dir", help="run directory instead of the workflow path")
     p.add_argument("--steps", type=int, help="override train.steps")
@@ -399,14 +424,15 @@ def build_parser() -> argparse.ArgumentParser:
              "  gsm8k_passk  n samples per problem, unbiased Pass@k for k in eval.passk.ks\n"
              "  mmlu         zero-shot multiple choice by log-likelihood of ' A'..' D'; per-subject, macro, micro\n"
              "  omega_id / omega_ood  OMEGA explorative test_in / test_out, paper A.4 protocol\n"
-             "Data comes from the download outputs (no hub access). Writes results/eval/<run>/<task>.json\n"
-             "(metrics, examples/s) and <task>.jsonl (one row per example).")
+             "Data comes from the download outputs (no hub access). Writes\n"
+             "results/eval/<run id>/<final|step_N>/<task>.json (metrics, examples/s) and <task>.jsonl (one row per example).")
     _add_config(p)
-    p.add_argument("--run", default="vpt", help="a method name, or 'base' (default: vpt)")
+    p.add_argument("--run", default="vpt", help="a grid run id, a method name (its default run), or 'base' (default: vpt)")
+    p.add_argument("--at", help="checkpoint label: final (default) or step_NNNNNNN (a snapshot)")
     p.add_argument("--task", action="append", choices=["gsm8k", "gsm8k_passk", "mmlu", "omega_id", "omega_ood"], required=True,
                    help="repeatable")
     p.add_argument("--checkpoint", help="a saved model directory instead of the run's final/")
-    p.add_argument("--out-dir", help="output directory instead of results/eval/<run>/")
+    p.add_argument("--out-dir", help="output directory instead of results/eval/<run id>/<checkpoint>/")
     p.add_argument("--device", help="cpu, cuda, ... (default: eval.device)")
 
     benchp = top.add_parser("bench", help="benchmarks (results under results/bench/)")

@@ -18,6 +18,7 @@ import jsonschema
 import yaml
 
 from vpt.errors import VptError
+from vpt.grid import check_grid
 from vpt.paths import dataset_splits
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -104,7 +105,8 @@ def _check_references(cfg: Mapping[str, Any]) -> list[str]:
             f"decontaminate.corpus.dataset is {dc['corpus']['dataset']!r}; make them the same"
         )
     fb = cfg["train"].get("feedback", {})
-    if fb or any(m in ("vpt", "random_feedback") for m in cfg["methods"]):
+    methods = {m for g in cfg["grid"].values() for m in g["methods"]} | set(cfg["probe"]["methods"])
+    if fb or methods & {"vpt", "random_feedback"}:
         ref("train.feedback", fb.get("dataset", "gsm8k"), fb.get("split", "train"))
     learner = cfg["learner"]
     if learner == "base" and "base_model" not in cfg:
@@ -126,9 +128,7 @@ def _check_references(cfg: Mapping[str, Any]) -> list[str]:
             needs.add(("eval.omega", o["dataset"], o["id_split" if task == "omega_id" else "ood_split"]))
     for key, dataset, split in sorted(needs):
         ref(key, dataset, split)
-    for m in cfg["probe"]["methods"]:
-        if m not in cfg["methods"]:
-            problems.append(f"key 'probe.methods': {m!r} is not trained; choose from methods: {', '.join(cfg['methods'])}")
+    problems += check_grid(cfg)
     if dc["lsh_threshold"] > dc["threshold"]:
         problems.append(
             f"key 'decontaminate.lsh_threshold': {dc['lsh_threshold']} is above threshold "

@@ -76,8 +76,9 @@ def base_run_dir(cfg: Config) -> Path:
     return results_dir(cfg) / "models" / "base"
 
 
-def run_dir(cfg: Config, method: str) -> Path:
-    return results_dir(cfg) / "runs" / method
+def run_dir(cfg: Config, run_id: str) -> Path:
+    """A grid run (vpt.grid.Run.id): results/runs/<model>/<method>/<lr_seed_...>."""
+    return results_dir(cfg) / "runs" / run_id
 
 
 def final_state(run: Path) -> Path:
@@ -86,7 +87,7 @@ def final_state(run: Path) -> Path:
 
 
 def train_variant(cfg: Config) -> str:
-    """The packed corpus the learner trains on: decontaminated when packed, else raw."""
+    """The packed corpus the base pretraining uses: decontaminated when packed, else raw."""
     variants = cfg["pack"]["variants"]
     return "decontaminated" if "decontaminated" in variants else variants[0]
 
@@ -95,14 +96,26 @@ def probe_result(cfg: Config, method: str) -> Path:
     return results_dir(cfg) / "probe" / f"{method}.json"
 
 
-def eval_dir(cfg: Config, run: str) -> Path:
-    return results_dir(cfg) / "eval" / run
+def eval_dir(cfg: Config, run_id: str, checkpoint: str = "final") -> Path:
+    """results/eval/<run id>/<final | step_NNNNNNN>/"""
+    return results_dir(cfg) / "eval" / run_id / checkpoint
 
 
-def eval_result(cfg: Config, run: str, task: str) -> Path:
-    return eval_dir(cfg, run) / f"{task}.json"
+def eval_result(cfg: Config, run_id: str, task: str, checkpoint: str = "final") -> Path:
+    return eval_dir(cfg, run_id, checkpoint) / f"{task}.json"
 
 
-def run_checkpoint(cfg: Config, run: str) -> Path:
-    """The saved model of a run name: 'base' or a method."""
-    return (base_run_dir(cfg) if run == "base" else run_dir(cfg, run)) / "final"
+def model_dir(cfg: Config, run_id: str, checkpoint: str = "final") -> Path:
+    """The saved model of a run id ('base' is the embedded base model) at a checkpoint label."""
+    run = base_run_dir(cfg) if run_id == "base" else run_dir(cfg, run_id)
+    return run / "final" if checkpoint == "final" else run / "snapshots" / checkpoint
+
+
+def table_stem(cfg: Config, name: str) -> Path:
+    """results/tables/<name>: .md, .csv and .tex next to each other."""
+    return results_dir(cfg) / "tables" / name
+
+
+def figure_stem(cfg: Config, name: str) -> Path:
+    """results/figures/<name>: .png and .pdf."""
+    return results_dir(cfg) / "figures" / name

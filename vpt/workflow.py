@@ -12,6 +12,8 @@ from typing import Any
 import yaml
 
 from vpt import paths
+from vpt.grid import (FEEDBACK_METHODS, RUN_ID_PATTERN, Run, all_runs, checkpoint_label, default_run, evaluations, group_runs, group_spec,
+                      run_train_section, train_steps)
 from vpt.io import write_text
 
 Config = dict[str, Any]
@@ -99,67 +101,165 @@ def data_targets(cfg: Config) -> list[str]:
 
 
 
-def base_train_section(cfg: Config) -> str:
+def stamp(name: str, payload: Any, directory: str | Path = ".snakemake/vpt/stamps") -> str:
+    """A small file holding exactly the settings a job uses, rewritten only when they change.
+
+    Jobs list it as an input, so editing a config value reruns exactly the jobs whose settings
+    changed, by file modification time alone. Unlike Snakemake's params trigger this needs no
+    .snakemake/metadata, so it still works in a fresh clone after `dvc pull` + `snakemake --touch`."""
+    path = Path(directory) / f"{name}.json"
+    text = json.dumps(payload, sort_keys=True, indent=1) + "\n"
+    if not path.exists() or path.read_text() != text:
+        write_text(path, text)
+    return str(path)
+
+
+def base_train_section(cfg: Config) -> dict[str, Any]:
     """The settings the base pretraining actually uses (train + base_model.train overrides, minus
-    what only the value methods read), so editing e.g. train.lr alone does not retrain the base."""
+    what only the continued-pretraining methods read), so editing e.g. train.lr alone does not
+    retrain the base."""
     from vpt.config import deep_update
 
     merged = deep_update(json.loads(json.dumps(cfg["train"])), cfg["base_model"].get("train", {}))
-    for key in ("designer", "value", "feedback", "fixed_alpha", "method"):
+    for key in ("designer", "value", "feedback", "fixed_alpha", "method", "snapshot_steps"):
         merged.pop(key, None)
-    return json.dumps({"train": merged, "architecture": cfg["base_model"]["architecture"]}, sort_keys=True)
+    return {"train": merged, "architecture": cfg["base_model"]["architecture"]}
 
 
-def train_inputs(cfg: Config, method: str | None) -> list[str]:
-    """What a training job reads: packed corpus, tokenizer, the base model (embedded), and the
-    feedback split for the value methods. method=None: the base pretraining."""
-    variant = paths.train_variant(cfg)
-    ins = pack_outputs(cfg, variant)
+def run_settings(cfg: Config, run: Run) -> dict[str, Any]:
+    """Everything a grid run's training reads from the config (its stamp)."""
+    learner = "base" if run.model == "base" else cfg["models"][run.model]
+    return {"train": run_train_section(cfg, run), "learner": learner, "corpus": run.corpus}
+
+
+def feedback_split(cfg: Config) -> str:
+    fb = cfg["train"].get("feedback", {})
+    return str(paths.raw_split(cfg, fb.get("dataset", "gsm8k"), fb.get("split", "train")))
+
+
+def base_inputs(cfg: Config) -> list[str]:
+    ins = pack_outputs(cfg, paths.train_variant(cfg))
     if "train" in cfg["tokenizer"]:
         ins += tokenizer_outputs(cfg)
-    if method is not None:
-        if cfg["learner"] == "base":
-            ins.append(str(paths.final_state(paths.base_run_dir(cfg))))
-        if method in ("vpt", "random_feedback"):
-            fb = cfg["train"].get("feedback", {})
-            ins.append(str(paths.raw_split(cfg, fb.get("dataset", "gsm8k"), fb.get("split", "train"))))
     return ins
 
 
-def train_output(cfg: Config, method: str | None) -> str:
-    run = paths.base_run_dir(cfg) if method is None else paths.run_dir(cfg, method)
-    return str(paths.final_state(run))
+def base_output(cfg: Config) -> str:
+    return str(paths.final_state(paths.base_run_dir(cfg)))
+
+
+def train_inputs(cfg: Config, run: Run) -> list[str]:
+    """What a run's training reads: its packed corpus, the tokenizer, the base model (embedded)
+    and, for the value methods, the feedback split."""
+    ins = pack_outputs(cfg, run.corpus)
+    if "train" in cfg["tokenizer"]:
+        ins += tokenizer_outputs(cfg)
+    if run.model == "base":
+        ins.append(base_output(cfg))
+    if run.method in FEEDBACK_METHODS:
+        ins.append(feedback_split(cfg))
+    return ins
+
+
+def train_output(cfg: Config, run: Run) -> str:
+    return str(paths.final_state(paths.run_dir(cfg, run.id)))
 
 
 def model_targets(cfg: Config) -> list[str]:
-    return [train_output(cfg, m) for m in cfg["methods"]]
+    return [train_output(cfg, r) for r in all_runs(cfg)]
 
 
 def probe_inputs(cfg: Config, method: str) -> list[str]:
-    fb = cfg["train"].get("feedback", {})
-    return [train_output(cfg, method), *pack_outputs(cfg, paths.train_variant(cfg)),
-            str(paths.raw_split(cfg, fb.get("dataset", "gsm8k"), fb.get("split", "train")))]
+    run = default_run(cfg, method)
+    return [train_output(cfg, run), *pack_outputs(cfg, run.corpus), feedback_split(cfg)]
 
 
 def probe_targets(cfg: Config) -> list[str]:
     return [str(paths.probe_result(cfg, m)) for m in cfg["probe"]["methods"]]
 
 
-EVAL_DATA = {"gsm8k": "gsm8k", "gsm8k_passk": "gsm8k", "mmlu": "mmlu", "omega_id": "omega", "omega_ood": "omega"}
+EVAL_SECTIONS = {"gsm8k": ("gsm8k",), "gsm8k_passk": ("gsm8k", "passk"), "mmlu": ("mmlu",), "omega_id": ("omega",), "omega_ood": ("omega",)}
 
 
-def eval_inputs(cfg: Config, run: str, task: str) -> list[str]:
-    """The run's saved model and the download outputs the task reads."""
+def eval_settings(cfg: Config, task: str) -> dict[str, Any]:
+    """The part of `eval` a task reads (its stamp): shared settings plus the task's own blocks."""
+    e = cfg["eval"]
+    return {"batch_size": e["batch_size"], "max_length": e["max_length"], **{k: e[k] for k in EVAL_SECTIONS[task]}}
+
+
+def eval_inputs(cfg: Config, run_id: str, checkpoint: str, task: str) -> list[str]:
+    """The run's finished training (snapshots are written before final/) and the task's data."""
     from vpt.eval.run import task_config
 
-    ckpt = paths.base_run_dir(cfg) if run == "base" else paths.run_dir(cfg, run)
     task_cfg, _ = task_config(cfg, task)
-    return [str(paths.final_state(ckpt)), *sorted(set(task_cfg["dataset_kwargs"]["data_files"].values()))]
+    return [str(paths.final_state(paths.run_dir(cfg, run_id))), *sorted(set(task_cfg["dataset_kwargs"]["data_files"].values()))]
+
+
+def eval_output(cfg: Config, run: Run, step: int | None, task: str) -> str:
+    return str(paths.eval_result(cfg, run.id, task, checkpoint_label(step)))
 
 
 def eval_targets(cfg: Config) -> list[str]:
-    return [str(paths.eval_result(cfg, run, task)) for run in cfg["methods"] for task in cfg["eval"]["tasks"]]
+    return [eval_output(cfg, r, st, t) for r, st, t in evaluations(cfg)]
 
 
 def all_targets(cfg: Config) -> list[str]:
-    return data_targets(cfg) + model_targets(cfg) + probe_targets(cfg) + eval_targets(cfg)
+    return data_targets(cfg) + model_targets(cfg) + probe_targets(cfg) + eval_targets(cfg) + report_targets(cfg)
+
+
+# Reports: each table / figure and the (group, tasks) evaluations it reads. A report whose
+# groups the config does not define is not built (its target would have no inputs).
+REPORTS: dict[str, tuple[str, list[tuple[str, tuple[str, ...]]]]] = {
+    "table1": ("table", [("main", ("gsm8k",)), ("decontaminated", ("gsm8k",))]),
+    "table2": ("table", [("main", ("gsm8k", "omega_id", "omega_ood", "mmlu"))]),
+    "table4": ("table", [("ablation", ("gsm8k",))]),
+    "fig2_tokens": ("figure", [("tokens", ("gsm8k",))]),
+    "fig3_coverage": ("figure", [("coverage", ("gsm8k",)), ("main", ("gsm8k",))]),
+    "fig3_passk": ("figure", [("main", ("gsm8k", "gsm8k_passk"))]),
+}
+PRIMARY_GROUP = {"table1": "main", "table2": "main", "table4": "ablation", "fig2_tokens": "tokens",
+                 "fig3_coverage": "coverage", "fig3_passk": "main"}
+PRIMARY_TASK = {"table2": "omega_id", "fig3_passk": "gsm8k_passk"}
+
+
+def report_evaluations(cfg: Config, name: str) -> list[tuple[str, Run, int | None, str]]:
+    """(group, run, step, task) of every evaluation a report reads."""
+    out = []
+    for group, tasks in REPORTS[name][1]:
+        if group not in cfg["grid"]:
+            continue
+        spec = group_spec(cfg, group)
+        for run in group_runs(cfg, group):
+            for task in tasks:
+                if task not in spec["tasks"]:
+                    continue
+                for step in [None, *(s for s in spec["eval_steps"] if s < train_steps(cfg))]:
+                    out.append((group, run, step, task))
+    return out
+
+
+def reports(cfg: Config) -> list[str]:
+    """The reports this config can build: its primary group exists and evaluates the primary task."""
+    names = []
+    for name in REPORTS:
+        group = PRIMARY_GROUP[name]
+        if group in cfg["grid"] and PRIMARY_TASK.get(name, "gsm8k") in group_spec(cfg, group)["tasks"]:
+            names.append(name)
+    return names
+
+
+def report_inputs(cfg: Config, name: str) -> list[str]:
+    return sorted({eval_output(cfg, r, st, t) for _, r, st, t in report_evaluations(cfg, name)})
+
+
+def report_outputs(cfg: Config, name: str) -> list[str]:
+    kind = REPORTS[name][0]
+    if kind == "table":
+        stem = paths.table_stem(cfg, name)
+        return [f"{stem}.{ext}" for ext in ("md", "csv", "tex")]
+    stem = paths.figure_stem(cfg, name)
+    return [f"{stem}.{ext}" for ext in ("png", "pdf")]
+
+
+def report_targets(cfg: Config) -> list[str]:
+    return [out for name in reports(cfg) for out in report_outputs(cfg, name)]

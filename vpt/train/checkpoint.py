@@ -26,6 +26,11 @@ def step_dir(run_dir: Path, step: int) -> Path:
     return run_dir / "checkpoints" / f"step_{step:07d}"
 
 
+def snapshot_dir(run_dir: Path, step: int) -> Path:
+    """<run>/snapshots/step_NNNNNNN: the model only (vpt.paths.snapshot_dir names the same place)."""
+    return run_dir / "snapshots" / f"step_{step:07d}"
+
+
 def save_atomic(target: Path, writer: Any) -> None:
     """Call writer(tmp_dir), then rename tmp_dir onto target (replacing an older copy)."""
     target.parent.mkdir(parents=True, exist_ok=True)

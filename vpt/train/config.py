@@ -70,6 +70,7 @@ class TrainConfig:
     attn_implementation: str = "sdpa"
     fixed_alpha: float | None = None  # uniform_smoothing / self_distill; None: alpha_max / 2
     checkpoint_every: int = 50
+    snapshot_steps: list[int] = field(default_factory=list)  # evaluable models saved during training (grid eval_steps)
     keep_checkpoints: int = 2
     log_every: int = 10
     tensorboard: bool = False

@@ -265,6 +265,8 @@ class Trainer:
                 bar.set_postfix(loss=f"{row['loss']:.4f}", **({"V": f"{row['value']:.2e}"} if "value" in row else {}))
                 if self.step % self.cfg.log_every == 0:
                     self.metrics.flush()
+                if self.step in self.cfg.snapshot_steps:
+                    self.save_snapshot()
                 if self.step % self.cfg.checkpoint_every == 0 or self.step == end:
                     self.save_checkpoint()
         finally:
@@ -334,6 +336,19 @@ class Trainer:
         np.random.set_state(rng["numpy"])
         random.setstate(rng["python"])
         self.metrics.load_state_dict(json.loads((path / "metrics.json").read_text()))
+
+    def save_snapshot(self) -> Path:
+        """The model as of now, in the same loadable format as final/, for checkpoint evaluations
+        (Figure 2 left, Table 4's early stopping). Weights and tokenizer only: no optimizer state."""
+        target = ckpt.snapshot_dir(self.run_dir, self.step)
+
+        def write(tmp: Path) -> None:
+            self.model.save_pretrained(tmp, safe_serialization=True)
+            self.tok.save_pretrained(tmp)
+            (tmp / "state.json").write_text(json.dumps({"step": self.step, "method": self.cfg.method}) + "\n")
+
+        ckpt.save_atomic(target, write)
+        return target
 
     def save_final(self) -> dict[str, Any]:
         rows = self.metrics.rows

@@ -1,18 +1,22 @@
-# Evaluations: one job per (run, task) through lm-evaluation-harness; results/eval/<run>/<task>.json(l).
+# Evaluations: one job per (run, checkpoint, task) through lm-evaluation-harness:
+# results/eval/<run id>/<final | step_NNNNNNN>/<task>.json(l).
 
 
 rule eval:
     input:
-        lambda wc: W.eval_inputs(config, wc.run, wc.task),
+        lambda wc: W.eval_inputs(config, wc.run, wc.checkpoint, wc.task),
+        stamp=lambda wc: W.stamp(f"eval/{wc.task}", W.eval_settings(config, wc.task)),
     output:
-        json=f"{config['results_dir']}/eval/{{run}}/{{task}}.json",
-        rows=f"{config['results_dir']}/eval/{{run}}/{{task}}.jsonl",
+        json=f"{RESULTS}/eval/{{run}}/{{checkpoint}}/{{task}}.json",
+        rows=f"{RESULTS}/eval/{{run}}/{{checkpoint}}/{{task}}.jsonl",
     wildcard_constraints:
-        run="|".join(["base", *config["methods"]]),
+        run=RUN_ID,
+        checkpoint=r"final|step_\d{7}",
         task="gsm8k|gsm8k_passk|mmlu|omega_id|omega_ood",
     params:
-        eval=lambda wc: W.section(config, "eval"),  # a function: the prompts contain braces
+        model=lambda wc: W.Run.parse(wc.run).model,
     log:
-        f"{LOGS}/eval/{{run}}/{{task}}.log",
+        f"{LOGS}/eval/{{run}}/{{checkpoint}}/{{task}}.log",
     shell:
-        "{VPT} eval --run {wildcards.run} --task {wildcards.task} --config {CONFIG} > {log} 2>&1"
+        "{LAUNCH} --kind eval --model {params.model} --name eval-{wildcards.task} -- "
+        "eval --run {wildcards.run} --at {wildcards.checkpoint} --task {wildcards.task} --config {CONFIG} > {log} 2>&1"

@@ -1,40 +1,37 @@
-# Training: the embedded default's tiny base model, then one compute-matched run per method.
-# A job resumes from its latest checkpoint when rerun with the same configuration.
+# Training: the embedded default's tiny base model, then every run of the grid (vpt.grid): one
+# compute-matched job per run id <model>/<method>/lr<lr>_s<seed>[_fb<n>]_<corpus>. A job resumes
+# from its latest checkpoint when rerun (or requeued by SLURM) with the same settings.
 
 if "base_model" in config:
 
     rule pretrain_base:
         input:
-            W.train_inputs(config, None),
+            W.base_inputs(config),
+            stamp=W.stamp("train/base", W.base_train_section(config)),
         output:
-            W.train_output(config, None),
-        params:
-            spec=W.base_train_section(config),
+            W.base_output(config),
         threads: 2
         log:
             f"{LOGS}/train/base.log",
         shell:
-            "{VPT} train --base --config {CONFIG} > {log} 2>&1"
+            "{LAUNCH} --kind train --model base --name train-base -- train --base --config {CONFIG} > {log} 2>&1"
 
 
-for _method in config["methods"]:
-
-    rule:
-        name:
-            f"train_{_method}"
-        input:
-            W.train_inputs(config, _method),
-        output:
-            W.train_output(config, _method),
-        params:
-            method=_method,
-            train=W.section(config, "train"),
-            learner=W.section(config, "learner"),
-        threads: 2
-        log:
-            f"{LOGS}/train/{_method}.log",
-        shell:
-            "{VPT} train --method {params.method} --config {CONFIG} > {log} 2>&1"
+rule train:
+    input:
+        lambda wc: W.train_inputs(config, W.Run.parse(wc.run)),
+        stamp=lambda wc: W.stamp(f"train/{wc.run}", W.run_settings(config, W.Run.parse(wc.run))),
+    output:
+        f"{RESULTS}/runs/{{run}}/final/state.json",
+    wildcard_constraints:
+        run=RUN_ID,
+    params:
+        model=lambda wc: W.Run.parse(wc.run).model,
+    threads: 2
+    log:
+        f"{LOGS}/train/{{run}}.log",
+    shell:
+        "{LAUNCH} --kind train --model {params.model} --name train-{params.model} -- train --run {wildcards.run} --config {CONFIG} > {log} 2>&1"
 
 
 for _method in config["probe"]["methods"]:
@@ -44,12 +41,13 @@ for _method in config["probe"]["methods"]:
             f"probe_{_method}"
         input:
             W.probe_inputs(config, _method),
+            stamp=W.stamp(f"probe/{_method}", config["probe"]),
         output:
             str(W.paths.probe_result(config, _method)),
         params:
             method=_method,
-            probe=W.section(config, "probe"),
+            model=config["learner"],
         log:
             f"{LOGS}/probe/{_method}.log",
         shell:
-            "{VPT} probe --method {params.method} --config {CONFIG} > {log} 2>&1"
+            "{LAUNCH} --kind probe --model {params.model} --name probe-{params.method} -- probe --method {params.method} --config {CONFIG} > {log} 2>&1"

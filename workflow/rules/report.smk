@@ -1,0 +1,18 @@
+# Tables and figures (vpt.report): pandas aggregation of the evaluations a report reads, laid out
+# like the paper. `snakemake results/tables/table1.md` builds only Table 1's inputs.
+
+for _name in W.reports(config):
+
+    rule:
+        name:
+            f"report_{_name}"
+        input:
+            W.report_inputs(config, _name),
+        output:
+            W.report_outputs(config, _name),
+        params:
+            name=_name,
+        log:
+            f"{LOGS}/report/{_name}.log",
+        shell:
+            "{VPT} report {params.name} --config {CONFIG} > {log} 2>&1"
