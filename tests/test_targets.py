@@ -9,6 +9,7 @@ import pytest
 
 from vpt import workflow as W
 from vpt.config import load_config
+from vpt.grid import Run, default_run
 
 from conftest import REPO
 
@@ -37,11 +38,15 @@ def test_hub_sources_have_no_local_inputs(paper: dict) -> None:
 
 
 def test_training_inputs(embedded: dict, paper: dict) -> None:
-    vpt_in = W.train_inputs(embedded, "vpt")
+    vpt_in = W.train_inputs(embedded, default_run(embedded, "vpt"))
     assert "results/models/base/final/state.json" in vpt_in and "data/raw/gsm8k/train.parquet" in vpt_in
-    assert "data/raw/gsm8k/train.parquet" not in W.train_inputs(embedded, "ntp")
-    assert "results/models/base/final/state.json" not in W.train_inputs(embedded, None)
-    assert not any("models/base" in p for p in W.train_inputs(paper, "vpt"))  # Qwen from the hub
+    assert "data/raw/gsm8k/train.parquet" not in W.train_inputs(embedded, default_run(embedded, "ntp"))
+    assert "results/models/base/final/state.json" not in W.base_inputs(embedded)
+    paper_vpt = W.train_inputs(paper, default_run(paper, "vpt"))
+    assert not any("models/base" in p for p in paper_vpt)  # Qwen from the hub
+    assert "data/packed/corpus/raw/meta.json" in paper_vpt  # the paper's main runs use the raw corpus
+    decon = Run("qwen1.5-4b", "vpt", 1e-5, 0, 1024, "decontaminated")
+    assert "data/packed/corpus/decontaminated/meta.json" in W.train_inputs(paper, decon)
 
 
 def test_base_section_ignores_what_the_base_does_not_read(embedded: dict) -> None:
@@ -57,9 +62,47 @@ def test_all_targets_cover_every_stage(embedded: dict) -> None:
     targets = W.all_targets(embedded)
     assert len(targets) == len(set(targets))
     assert "data/packed/corpus/decontaminated/meta.json" in targets
-    assert sum(t.startswith("results/eval/") for t in targets) == 25
+    # 8 main runs x 5 tasks; ablation: 3 new finals + 4 runs x 2 snapshots; tokens: ntp's 2 snapshots;
+    # coverage: 2 new finals (the 1024 run is the main vpt run)
+    assert sum(t.startswith("results/eval/") for t in targets) == 40 + 3 + 8 + 2 + 2
+    assert sum(t.startswith("results/runs/") for t in targets) == 13
     assert {t for t in targets if t.startswith("results/probe/")} == {"results/probe/ntp.json", "results/probe/vpt.json"}
-    assert W.eval_inputs(embedded, "vpt", "omega_ood") == ["results/runs/vpt/final/state.json", "data/raw/omega/test_out.parquet"]
+    assert "results/tables/table1.md" in targets and "results/figures/fig3_passk.pdf" in targets
+    run = "base/vpt/lr0.0003_s0_fb1024_decontaminated"
+    assert W.eval_inputs(embedded, run, "final", "omega_ood") == [f"results/runs/{run}/final/state.json", "data/raw/omega/test_out.parquet"]
+
+
+def test_report_inputs_are_only_what_the_report_reads(embedded: dict) -> None:
+    t1 = W.report_inputs(embedded, "table1")
+    assert len(t1) == 8 and all(p.endswith("/final/gsm8k.json") for p in t1)  # main: 2 methods x 2 lrs x 2 seeds
+    t4 = W.report_inputs(embedded, "table4")
+    assert len(t4) == 4 * 3 and sum("/step_0000020/" in p for p in t4) == 4
+    assert set(W.report_inputs(embedded, "fig3_passk")) >= set(t1)
+    no_ablation = copy.deepcopy(embedded)
+    del no_ablation["grid"]["ablation"]
+    assert "table4" not in W.reports(no_ablation) and "table1" in W.reports(no_ablation)
+
+
+def test_stamp_is_content_addressed_and_never_rewritten(tmp_path) -> None:
+    import os
+
+    path = W.stamp("train/x", {"lr": 1e-3}, tmp_path)
+    os.utime(path, (1, 1))
+    assert W.stamp("train/x", {"lr": 1e-3}, tmp_path) == path and os.path.getmtime(path) == 1
+    other = W.stamp("train/x", {"lr": 2e-3}, tmp_path)
+    assert other != path and json.loads(open(other).read()) == {"lr": 2e-3}
+    assert W.stamp("train/x", {"lr": 1e-3}, tmp_path) == path and os.path.getmtime(path) == 1  # going back: the old file
+
+
+def test_run_settings_change_with_exactly_what_the_run_reads(embedded: dict) -> None:
+    run = default_run(embedded, "ntp")
+    edited = copy.deepcopy(embedded)
+    edited["eval"]["gsm8k"]["limit"] = 3
+    assert W.run_settings(edited, run) == W.run_settings(embedded, run)
+    assert W.eval_settings(edited, "gsm8k") != W.eval_settings(embedded, "gsm8k")
+    assert W.eval_settings(edited, "mmlu") == W.eval_settings(embedded, "mmlu")
+    edited["train"]["steps"] = 61
+    assert W.run_settings(edited, run) != W.run_settings(embedded, run)
 
 
 def test_resolved_config_is_content_addressed(embedded: dict, tmp_path) -> None:
@@ -69,4 +112,3 @@ def test_resolved_config_is_content_addressed(embedded: dict, tmp_path) -> None:
     other["pack"]["seq_len"] = 64
     b = W.resolved_config_file(other, tmp_path)
     assert b != a and load_config([b])["pack"]["seq_len"] == 64
-    assert json.loads(W.section(embedded, "pack"))["seq_len"] == 256

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import snakemake
+from conftest import REPO, make_workdir, run, snakemake, vpt
 
 
-TRAIN_JOBS = {f"train_{m}": 1 for m in ("ntp", "vpt", "random_feedback", "uniform_smoothing", "self_distill")}
+REPORT_JOBS = {f"report_{n}": 1 for n in ("table1", "table2", "table4", "fig2_tokens", "fig3_coverage", "fig3_passk")}
 PROBE_JOBS = {"probe_ntp": 1, "probe_vpt": 1}
-EVAL_JOBS = {"eval": 25}  # 5 methods x 5 tasks
+# The embedded grid: 8 main runs + 3 ablation methods + 2 coverage sizes; 40 main evaluations
+# (5 tasks) + 3 ablation finals + 8 ablation snapshots + 2 tokens snapshots (ntp) + 2 coverage finals.
+EMBEDDED_TRAIN = {"train": 13}
+EMBEDDED_EVAL = {"eval": 55}
+# Evaluations reading eval.gsm8k: every gsm8k one (8 + 3 + 8 + 2 + 2) and gsm8k_passk (8)
+GSM8K_EVALS = {"eval": 31}
 
 
 def planned_jobs(stdout: str) -> dict[str, int]:
@@ -30,7 +37,7 @@ def test_paper_dry_run_lists_data_and_training_jobs_offline(workdir: Path) -> No
     assert jobs == {
         "download_corpus": 1, "download_gsm8k": 1, "download_math": 1, "download_mmlu": 1, "download_omega": 1,
         "decontaminate": 1, "tokenizer": 1, "pack_raw": 1, "pack_decontaminated": 1, "all": 1,
-        **TRAIN_JOBS, **PROBE_JOBS, **EVAL_JOBS,
+        "train": 116, "eval": 665, **PROBE_JOBS, **REPORT_JOBS,  # the grid: see tests/test_grid.py
     }
     assert not (workdir / "data" / "raw").exists()
 
@@ -57,43 +64,121 @@ def edited(workdir: Path, edit) -> str:
     return "config/edited.yaml"
 
 
+def git(*args: str, cwd: Path) -> None:
+    res = run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd)
+    assert res.returncode == 0, res.stderr
+
+
+@pytest.fixture(scope="module")
+def embedded_run(tmp_path_factory: pytest.TempPathFactory, slurm_cluster: None) -> Path:
+    """The embedded default run end to end with the SLURM profile, as a user types it, in a
+    git + DVC repository laid out like a clone (config/, slurm/, .dvc/, data/shipped)."""
+    work = make_workdir(tmp_path_factory.mktemp("embedded") / "repo")
+    for name in ("slurm", ".dvc"):
+        shutil.copytree(REPO / name, work / name, ignore=shutil.ignore_patterns("tmp", "cache"))
+    for name in (".gitignore", ".dvcignore"):
+        shutil.copy(REPO / name, work / name)
+    git("init", "-q", cwd=work)
+    git("add", "-A", cwd=work)
+    git("add", "-f", "data/shipped", cwd=work)  # a symlink here; the real repository ships the files
+    git("commit", "-qm", "clone", cwd=work)
+    res = snakemake("--profile", "slurm", "all", cwd=work, timeout=2400)
+    assert res.returncode == 0, res.stderr[-4000:] + res.stdout[-2000:]
+    assert "vpt launch: submitted SLURM job" in (work / "results/logs/train/base.log").read_text()
+    return work
+
+
 @pytest.mark.slow
-def test_embedded_default_end_to_end_then_idempotent_then_targeted_rerun(workdir: Path) -> None:
-    res = snakemake("--cores", "2", "all", cwd=workdir)
-    assert res.returncode == 0, res.stderr[-3000:]
-    meta = json.loads((workdir / "data/packed/corpus/decontaminated/meta.json").read_text())
+def test_slurm_profile_runs_the_embedded_default_end_to_end(embedded_run: Path) -> None:
+    work = embedded_run
+    meta = json.loads((work / "data/packed/corpus/decontaminated/meta.json").read_text())
     assert meta["sequences"] > 0 and meta["seq_len"] == 256 and meta["answer_tokens"] > 0
-    report = json.loads((workdir / "data/decontaminated/corpus/report.json").read_text())
-    assert report["docs_in"] == 5000
-    for name in ("corpus", "gsm8k", "mmlu"):
-        assert (workdir / f"data/raw/{name}/manifest.json").exists()
-        assert (workdir / f"results/logs/download/{name}.log").exists()
-    assert (workdir / "data/tokenizer/bpe-embedded/tokenizer.json").exists()
-    for method in ("ntp", "vpt", "random_feedback", "uniform_smoothing", "self_distill"):
-        state = json.loads((workdir / f"results/runs/{method}/final/state.json").read_text())
-        assert state["finished"] and state["step"] == 60, method
-        rows = (workdir / f"results/runs/{method}/metrics.jsonl").read_text().splitlines()
-        assert len(rows) == 60
-    probe = json.loads((workdir / "results/probe/vpt.json").read_text())
+    assert json.loads((work / "data/decontaminated/corpus/report.json").read_text())["docs_in"] == 5000
+    runs = sorted(p.parent.parent.relative_to(work / "results/runs") for p in (work / "results/runs").glob("*/*/*/final/state.json"))
+    assert len(runs) == 13
+    for run_id in runs:
+        state = json.loads((work / "results/runs" / run_id / "final/state.json").read_text())
+        assert state["finished"] and state["step"] == 60, run_id
+        assert len((work / "results/runs" / run_id / "metrics.jsonl").read_text().splitlines()) == 60
+    snap = work / "results/runs/base/vpt/lr0.0003_s0_fb1024_decontaminated/snapshots"
+    assert sorted(p.name for p in snap.iterdir()) == ["step_0000020", "step_0000040"]
+    probe = json.loads((work / "results/probe/vpt.json").read_text())
     assert len(probe["pairs"]) == probe["probes"] and -1 <= probe["pearson_r"] <= 1
-    for method in ("ntp", "vpt", "random_feedback", "uniform_smoothing", "self_distill"):
-        for task, n in (("gsm8k", 100), ("gsm8k_passk", 16), ("mmlu", 114), ("omega_id", 8), ("omega_ood", 8)):
-            summary = json.loads((workdir / f"results/eval/{method}/{task}.json").read_text())
-            assert summary["examples"] == n, (method, task)
-            assert len((workdir / f"results/eval/{method}/{task}.jsonl").read_text().splitlines()) == n
+    main = work / "results/eval/base/ntp/lr0.001_s1_decontaminated/final"
+    for task, n in (("gsm8k", 100), ("gsm8k_passk", 16), ("mmlu", 114), ("omega_id", 8), ("omega_ood", 8)):
+        assert json.loads((main / f"{task}.json").read_text())["examples"] == n, task
+        assert len((main / f"{task}.jsonl").read_text().splitlines()) == n
+    assert len(list((work / "results/eval").rglob("*.json"))) == 55
+    for name in ("table1", "table2", "table4"):
+        for ext in ("md", "csv", "tex"):
+            assert (work / f"results/tables/{name}.{ext}").stat().st_size > 0
+    for name in ("fig2_tokens", "fig3_coverage", "fig3_passk"):
+        for ext in ("png", "pdf"):
+            assert (work / f"results/figures/{name}.{ext}").stat().st_size > 1000
+    # the table is the evaluations' numbers: Table 1's cells are the per-seed means of the files
+    table1 = (work / "results/tables/table1.md").read_text()
+    scores = [json.loads(p.read_text())["metrics"]["exact_match"] for p in (work / "results/eval/base/vpt").glob("*/final/gsm8k.json")]
+    assert scores and "V-Pretraining" in table1
 
-    again = snakemake("-n", "all", cwd=workdir)
+
+@pytest.mark.slow
+def test_embedded_reruns_are_idempotent_and_targeted(embedded_run: Path) -> None:
+    work = embedded_run
+    again = snakemake("-n", "all", cwd=work)
     assert "Nothing to be done" in again.stdout + again.stderr
+    every_run = {**EMBEDDED_TRAIN, **EMBEDDED_EVAL, **PROBE_JOBS, **REPORT_JOBS, "all": 1}
+    cases = [
+        (lambda c: c["train"].update(warmup_steps=7), every_run),
+        (lambda c: c["probe"].update(eta=0.02), {**PROBE_JOBS, "all": 1}),
+        (lambda c: c["pack"].update(seq_len=128), {"pack_decontaminated": 1, "pretrain_base": 1, **every_run}),
+        (lambda c: c["decontaminate"].update(threshold=0.6), {"decontaminate": 1, "pack_decontaminated": 1, "pretrain_base": 1, **every_run}),
+        (lambda c: c["eval"]["gsm8k"].update(limit=50), {**GSM8K_EVALS, **REPORT_JOBS, "all": 1}),
+        (lambda c: c["eval"]["mmlu"].update(limit_per_subject=1), {"eval": 8, "report_table2": 1, "all": 1}),
+        # a second coverage seed: two new runs (s1 fb256, fb512; s1 fb1024 is a main run) and their evaluations
+        (lambda c: c["grid"]["coverage"].update(seeds=[0, 1]), {"train": 2, "eval": 2, "report_fig3_coverage": 1, "all": 1}),
+        (lambda c: c["slurm"]["resources"]["default"].update(time_min=5), {}),  # where a job runs is not what it computes
+    ]
+    for edit, expected in cases:
+        dry = snakemake("-n", "all", "--configfile", edited(work, edit), cwd=work)
+        assert dry.returncode == 0, dry.stderr[-2000:]
+        got = planned_jobs(dry.stdout) if "Job stats:" in dry.stdout else {}
+        assert got == expected, (expected, got)
 
-    # editing one value reruns exactly the jobs downstream of it
-    dry = snakemake("-n", "all", "--configfile", edited(workdir, lambda c: c["train"].update(lr=1e-4)), cwd=workdir)
-    assert planned_jobs(dry.stdout) == {**TRAIN_JOBS, **PROBE_JOBS, **EVAL_JOBS, "all": 1}
-    dry = snakemake("-n", "all", "--configfile", edited(workdir, lambda c: c["probe"].update(eta=0.02) if "probe" in c else c.update(probe={"eta": 0.02})), cwd=workdir)
-    assert planned_jobs(dry.stdout) == {**PROBE_JOBS, "all": 1}
-    dry = snakemake("-n", "all", "--configfile", edited(workdir, lambda c: c["pack"].update(seq_len=128)), cwd=workdir)
-    assert planned_jobs(dry.stdout) == {"pack_decontaminated": 1, "pretrain_base": 1, **TRAIN_JOBS, **PROBE_JOBS, **EVAL_JOBS, "all": 1}
-    dry = snakemake("-n", "all", "--configfile", edited(workdir, lambda c: c["decontaminate"].update(threshold=0.6)), cwd=workdir)
-    assert planned_jobs(dry.stdout) == {"decontaminate": 1, "pack_decontaminated": 1, "pretrain_base": 1,
-                                        **TRAIN_JOBS, **PROBE_JOBS, **EVAL_JOBS, "all": 1}
-    dry = snakemake("-n", "all", "--configfile", edited(workdir, lambda c: c["eval"]["gsm8k"].update(limit=50)), cwd=workdir)
-    assert planned_jobs(dry.stdout) == {**EVAL_JOBS, "all": 1}
+
+@pytest.mark.slow
+def test_dvc_round_trip_into_a_fresh_clone(embedded_run: Path, tmp_path: Path) -> None:
+    work = embedded_run
+    res = vpt("dvc", "push", cwd=work)
+    assert res.returncode == 0, res.stderr
+    pointers = res.stdout.split("git add ")[1].split(" && ")[0].split()
+    assert "data/packed.dvc" in pointers and "results/runs.dvc" in pointers and "results/eval.dvc" in pointers
+    git("add", *pointers, cwd=work)
+    git("commit", "-qm", "outputs", cwd=work)
+    clone = work.parent / "clone"  # a sibling, so .dvc/config's default local remote resolves the same
+    git("clone", "-q", str(work), str(clone), cwd=work.parent)
+    assert not (clone / "data/packed").exists() and not (clone / "results/runs").exists()
+    pull = run([sys.executable, "-m", "dvc", "pull"], cwd=clone)
+    assert pull.returncode == 0, pull.stderr
+    ckpt = "results/runs/base/vpt/lr0.0003_s0_fb1024_decontaminated/checkpoints/step_0000060/optim.pt"
+    assert (clone / ckpt).read_bytes() == (work / ckpt).read_bytes()
+    touch = snakemake("--touch", "--cores", "1", "all", cwd=clone)
+    assert touch.returncode == 0, touch.stderr[-2000:]
+    dry = snakemake("-n", "all", cwd=clone)
+    assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-2000:]
+    # without Snakemake's metadata (a clone has none), a config edit still reruns exactly its jobs
+    dry = snakemake("-n", "all", "--configfile", edited(clone, lambda c: c["eval"]["mmlu"].update(limit_per_subject=1)), cwd=clone)
+    assert planned_jobs(dry.stdout) == {"eval": 8, "report_table2": 1, "all": 1}
+
+
+@pytest.mark.slow
+def test_table1_target_builds_only_table1_inputs(workdir: Path) -> None:
+    res = snakemake("--cores", "2", "results/tables/table1.md", cwd=workdir, timeout=1800)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert planned_jobs(res.stdout + res.stderr) == {
+        "synth_corpus": 1, "download_corpus": 1, "download_gsm8k": 1, "decontaminate": 1, "tokenizer": 1,
+        "pack_decontaminated": 1, "pretrain_base": 1, "train": 8, "eval": 8, "report_table1": 1}
+    evals = sorted(str(p.relative_to(workdir / "results/eval")) for p in (workdir / "results/eval").rglob("*.json"))
+    assert len(evals) == 8 and all(e.endswith("final/gsm8k.json") for e in evals)
+    assert not (workdir / "data/raw/mmlu").exists()
+    table = (workdir / "results/tables/table1.md").read_text()
+    assert "Baseline" in table and "V-Pretraining" in table

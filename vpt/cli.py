@@ -292,6 +292,16 @@ def cmd_eval(args: argparse.Namespace) -> None:
                  summary["throughput"]["examples_per_s"], out / f"{task}.json")
 
 
+# --------------------------------------------------------------------------- dvc
+
+
+def cmd_dvc_push(args: argparse.Namespace) -> None:
+    from vpt.dvc import push
+
+    files = push(_cfg(args), args.remote)
+    print("tracked and pushed; record the pointers in git with:\n  git add " + " ".join(map(str, files)) + " && git commit -m 'outputs'")
+
+
 # --------------------------------------------------------------------------- bench
 
 
@@ -434,6 +444,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="a saved model directory instead of the run's final/")
     p.add_argument("--out-dir", help="output directory instead of results/eval/<run id>/<checkpoint>/")
     p.add_argument("--device", help="cpu, cuda, ... (default: eval.device)")
+
+    dvcp = top.add_parser("dvc", help="version datasets, checkpoints and results with DVC")
+    dvc = dvcp.add_subparsers(dest="subcommand", required=True, metavar="ACTION")
+    p = _sub(dvc, "push", cmd_dvc_push, "dvc add every output stage directory and push it to the remote",
+             "Track each existing stage directory (data: synth raw decontaminated tokenizer packed;\n"
+             "results: models runs eval probe tables figures) with one .dvc pointer, push the files to\n"
+             "the DVC remote (default: the `local` remote of .dvc/config, a directory next to the\n"
+             "repository), and print the git command that records the pointers. In a fresh clone:\n"
+             "  dvc pull && snakemake --touch --cores 1 all\n"
+             "restores everything, after which `snakemake -n all` has nothing to do.")
+    _add_config(p)
+    p.add_argument("--remote", help="a DVC remote name (dvc remote add ...) instead of the default")
 
     benchp = top.add_parser("bench", help="benchmarks (results under results/bench/)")
     bench = benchp.add_subparsers(dest="subcommand", required=True, metavar="BENCHMARK")

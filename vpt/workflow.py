@@ -29,15 +29,6 @@ def resolved_config_file(cfg: Config, directory: str | Path = ".snakemake/vpt") 
     return path
 
 
-def section(cfg: Config, *keys: str) -> str:
-    """A canonical JSON string of part of the config, used as a rule param so that editing
-    exactly that part (and nothing else) reruns the rule."""
-    node: Any = cfg
-    for k in keys:
-        node = node[k]
-    return json.dumps(node, sort_keys=True)
-
-
 def download_inputs(cfg: Config, dataset: str) -> list[str]:
     """Local files a download reads (globs expanded now), so Snakemake reruns when they change
     and schedules the synth rule first when a file is a synthetic corpus."""
@@ -102,14 +93,18 @@ def data_targets(cfg: Config) -> list[str]:
 
 
 def stamp(name: str, payload: Any, directory: str | Path = ".snakemake/vpt/stamps") -> str:
-    """A small file holding exactly the settings a job uses, rewritten only when they change.
+    """A small file holding exactly the settings a job uses, named by their hash and created
+    when first needed.
 
-    Jobs list it as an input, so editing a config value reruns exactly the jobs whose settings
-    changed, by file modification time alone. Unlike Snakemake's params trigger this needs no
-    .snakemake/metadata, so it still works in a fresh clone after `dvc pull` + `snakemake --touch`."""
-    path = Path(directory) / f"{name}.json"
+    Jobs list it as an input, so an edit that changes a job's settings gives it a new, newer
+    input file: the job reruns on modification time alone, and jobs whose settings did not
+    change are left alone. This needs no .snakemake/metadata, so it also works in a fresh
+    clone after `dvc pull` + `snakemake --touch`. Content addressing (rather than rewriting
+    one file) keeps a dry run with an edited config from marking the real state stale; going
+    back to settings that were applied before is caught by Snakemake's input-set trigger."""
     text = json.dumps(payload, sort_keys=True, indent=1) + "\n"
-    if not path.exists() or path.read_text() != text:
+    path = Path(directory) / name / f"{hashlib.sha256(text.encode()).hexdigest()[:16]}.json"
+    if not path.exists():
         write_text(path, text)
     return str(path)
 
