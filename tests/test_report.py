@@ -455,5 +455,5 @@ def test_write_report_writes_every_declared_file(values: dict, tmp_path: Path) -
     assert written == report_files(tmp_path / "report")
     assert sorted(p.name for p in (tmp_path / "report").iterdir()) == sorted(p.name for p in written)
     assert all(p.stat().st_size > 0 for p in written)
-    assert "0.5B" in (tmp_path / "report" / "table1_gsm8k.md").read_text()
-    assert io.StringIO((tmp_path / "report" / "table4_ablation.csv").read_text()).read().startswith("Model,Value feedback")
+    assert "0.5B" in (tmp_path / "report" / "table1.md").read_text()
+    assert io.StringIO((tmp_path / "report" / "table4.csv").read_text()).read().startswith("Model,Value feedback")

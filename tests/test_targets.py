@@ -67,7 +67,7 @@ def test_all_targets_cover_every_stage(embedded: dict) -> None:
     assert sum(t.startswith("results/eval/") for t in targets) == 40 + 3 + 8 + 2 + 2
     assert sum(t.startswith("results/runs/") for t in targets) == 13
     assert {t for t in targets if t.startswith("results/probe/")} == {"results/probe/ntp.json", "results/probe/vpt.json"}
-    assert "results/tables/table1.md" in targets and "results/figures/fig3_passk.pdf" in targets
+    assert "results/tables/table1.md" in targets and "results/figures/figure3_passk.pdf" in targets
     run = "base/vpt/lr0.0003_s0_fb1024_decontaminated"
     assert W.eval_inputs(embedded, run, "final", "omega_ood") == [f"results/runs/{run}/final/state.json", "data/raw/omega/test_out.parquet"]
 
@@ -77,7 +77,7 @@ def test_report_inputs_are_only_what_the_report_reads(embedded: dict) -> None:
     assert len(t1) == 8 and all(p.endswith("/final/gsm8k.json") for p in t1)  # main: 2 methods x 2 lrs x 2 seeds
     t4 = W.report_inputs(embedded, "table4")
     assert len(t4) == 4 * 3 and sum("/step_0000020/" in p for p in t4) == 4
-    assert set(W.report_inputs(embedded, "fig3_passk")) >= set(t1)
+    assert set(W.report_inputs(embedded, "figure3_passk")) >= set(t1)
     no_ablation = copy.deepcopy(embedded)
     del no_ablation["grid"]["ablation"]
     assert "table4" not in W.reports(no_ablation) and "table1" in W.reports(no_ablation)

@@ -14,7 +14,7 @@ import yaml
 from conftest import REPO, make_workdir, run, snakemake, vpt
 
 
-REPORT_JOBS = {f"report_{n}": 1 for n in ("table1", "table2", "table4", "fig2_tokens", "fig3_coverage", "fig3_passk")}
+REPORT_JOBS = {f"report_{n}": 1 for n in ("table1", "table2", "table4", "figure2_tokens", "figure3_coverage", "figure3_passk")}
 PROBE_JOBS = {"probe_ntp": 1, "probe_vpt": 1}
 # The embedded grid: 8 main runs + 3 ablation methods + 2 coverage sizes; 40 main evaluations
 # (5 tasks) + 3 ablation finals + 8 ablation snapshots + 2 tokens snapshots (ntp) + 2 coverage finals.
@@ -37,7 +37,7 @@ def test_paper_dry_run_lists_data_and_training_jobs_offline(workdir: Path) -> No
     assert jobs == {
         "download_corpus": 1, "download_gsm8k": 1, "download_math": 1, "download_mmlu": 1, "download_omega": 1,
         "decontaminate": 1, "tokenizer": 1, "pack_raw": 1, "pack_decontaminated": 1, "all": 1,
-        "train": 116, "eval": 665, **PROBE_JOBS, **REPORT_JOBS,  # the grid: see tests/test_grid.py
+        "train": 116, "eval": 665, **PROBE_JOBS, **REPORT_JOBS, "report_table1b_decontaminated": 1,  # see tests/test_grid.py
     }
     assert not (workdir / "data" / "raw").exists()
 
@@ -112,7 +112,7 @@ def test_slurm_profile_runs_the_embedded_default_end_to_end(embedded_run: Path) 
     for name in ("table1", "table2", "table4"):
         for ext in ("md", "csv", "tex"):
             assert (work / f"results/tables/{name}.{ext}").stat().st_size > 0
-    for name in ("fig2_tokens", "fig3_coverage", "fig3_passk"):
+    for name in ("figure2_tokens", "figure3_coverage", "figure3_passk"):
         for ext in ("png", "pdf"):
             assert (work / f"results/figures/{name}.{ext}").stat().st_size > 1000
     # the table is the evaluations' numbers: Table 1's cells are the per-seed means of the files
@@ -135,7 +135,7 @@ def test_embedded_reruns_are_idempotent_and_targeted(embedded_run: Path) -> None
         (lambda c: c["eval"]["gsm8k"].update(limit=50), {**GSM8K_EVALS, **REPORT_JOBS, "all": 1}),
         (lambda c: c["eval"]["mmlu"].update(limit_per_subject=1), {"eval": 8, "report_table2": 1, "all": 1}),
         # a second coverage seed: two new runs (s1 fb256, fb512; s1 fb1024 is a main run) and their evaluations
-        (lambda c: c["grid"]["coverage"].update(seeds=[0, 1]), {"train": 2, "eval": 2, "report_fig3_coverage": 1, "all": 1}),
+        (lambda c: c["grid"]["coverage"].update(seeds=[0, 1]), {"train": 2, "eval": 2, "report_figure3_coverage": 1, "all": 1}),
         (lambda c: c["slurm"]["resources"]["default"].update(time_min=5), {}),  # where a job runs is not what it computes
     ]
     for edit, expected in cases:

@@ -292,6 +292,32 @@ def cmd_eval(args: argparse.Namespace) -> None:
                  summary["throughput"]["examples_per_s"], out / f"{task}.json")
 
 
+# --------------------------------------------------------------------------- report
+
+
+def model_label(key: str) -> str:
+    """qwen1.5-0.5b -> 0.5B; the embedded learner 'base' -> tiny."""
+    if key == "base":
+        return "tiny"
+    return key.rsplit("-", 1)[-1].upper()
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from vpt import paths
+    from vpt import workflow as W
+    from vpt.report.build import write_one
+    from vpt.report.load import load_records
+
+    cfg = _cfg(args)
+    if args.name not in W.REPORTS:
+        raise UsageError(f"unknown report {args.name!r}; choose one of: {', '.join(W.REPORTS)}")
+    records = load_records(cfg, W.report_evaluations(cfg, args.name))
+    models = (["base"] if "base_model" in cfg else []) + list(cfg["models"])
+    layout = {"models": {m: model_label(m) for m in models}}
+    written = write_one(args.name, records, layout, paths.results_dir(cfg) / "tables", paths.results_dir(cfg) / "figures")
+    log.info("%s from %d evaluation records -> %s", args.name, len(records), ", ".join(map(str, written)))
+
+
 # --------------------------------------------------------------------------- dvc
 
 
@@ -444,6 +470,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="a saved model directory instead of the run's final/")
     p.add_argument("--out-dir", help="output directory instead of results/eval/<run id>/<checkpoint>/")
     p.add_argument("--device", help="cpu, cuda, ... (default: eval.device)")
+
+    p = _sub(top, "report", cmd_report, "build one table or figure from the evaluation results",
+             "Aggregate the grid's evaluation results (results/eval/...) with pandas into the paper's\n"
+             "tables (results/tables/<name>.{md,csv,tex}) and figures (results/figures/<name>.{png,pdf}):\n"
+             "  table1                  GSM8K Pass@1 per size, Baseline vs V-Pretraining, best lr, mean +- std over seeds\n"
+             "  table1b_decontaminated  the same on the decontaminated corpus (section 4.5)\n"
+             "  table2                  OMEGA ID / OOD and MMLU at Table 1's learning rates\n"
+             "  table4                  ablations (value / random feedback / uniform smoothing / self distillation), early stopping\n"
+             "  figure2_tokens          GSM8K Pass@1 against unlabeled tokens, raw and best-so-far\n"
+             "  figure3_coverage        GSM8K Pass@1 against the number of feedback examples\n"
+             "  figure3_passk           Pass@k against k per size\n"
+             "Cells whose runs are not evaluated yet are left out, never filled in.")
+    _add_config(p)
+    p.add_argument("name", help="table1, table1b_decontaminated, table2, table4, figure2_tokens, figure3_coverage, figure3_passk")
 
     dvcp = top.add_parser("dvc", help="version datasets, checkpoints and results with DVC")
     dvc = dvcp.add_subparsers(dest="subcommand", required=True, metavar="ACTION")

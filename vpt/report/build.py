@@ -14,16 +14,17 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from vpt.errors import VptError
 from vpt.report.figures import plot_coverage, plot_passk, plot_tokens, save_figure
 from vpt.report.records import Layout, as_layout
 from vpt.report.render import write_table
 from vpt.report.tables import table1, table2, table4, table_decontaminated
 
 TABLES: Mapping[str, Callable[[pd.DataFrame, Layout], pd.DataFrame]] = {
-    "table1_gsm8k": table1,
+    "table1": table1,
     "table1b_decontaminated": table_decontaminated,
-    "table2_transfer": table2,
-    "table4_ablation": table4,
+    "table2": table2,
+    "table4": table4,
 }
 
 FIGURES: Mapping[str, Callable[[pd.DataFrame, Layout], Figure]] = {
@@ -31,6 +32,19 @@ FIGURES: Mapping[str, Callable[[pd.DataFrame, Layout], Figure]] = {
     "figure3_coverage": plot_coverage,
     "figure3_passk": plot_passk,
 }
+
+NAMES: tuple[str, ...] = (*TABLES, *FIGURES)
+
+
+def write_one(name: str, records: pd.DataFrame, layout: Layout | Mapping[str, Any] | None,
+              tables_dir: str | os.PathLike[str], figures_dir: str | os.PathLike[str]) -> list[Path]:
+    """Build one table (tables_dir/<name>.{md,csv,tex}) or figure (figures_dir/<name>.{png,pdf})."""
+    layout = as_layout(layout)
+    if name in TABLES:
+        return write_table(TABLES[name](records, layout), None, Path(tables_dir) / name)
+    if name in FIGURES:
+        return save_figure(FIGURES[name](records, layout), Path(figures_dir) / name)
+    raise VptError(f"unknown report {name!r}; choose one of: {', '.join(NAMES)}")
 
 
 def report_files(out_dir: str | os.PathLike[str]) -> list[Path]:
@@ -41,12 +55,5 @@ def report_files(out_dir: str | os.PathLike[str]) -> list[Path]:
 
 
 def write_report(records: pd.DataFrame, layout: Layout | Mapping[str, Any] | None, out_dir: str | os.PathLike[str]) -> list[Path]:
-    """Build and write all tables and figures; returns the paths written (as `report_files`)."""
-    layout = as_layout(layout)
-    out = Path(out_dir)
-    paths: list[Path] = []
-    for stem, build in TABLES.items():
-        paths += write_table(build(records, layout), None, out / stem)
-    for stem, plot in FIGURES.items():
-        paths += save_figure(plot(records, layout), out / stem)
-    return paths
+    """Build and write all tables and figures into one directory; returns the paths written (as `report_files`)."""
+    return [p for name in NAMES for p in write_one(name, records, layout, out_dir, out_dir)]

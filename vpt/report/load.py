@@ -1,4 +1,4 @@
-"""Evaluation records: the long-format table every report is computed from, one row per
+"""Loading evaluation records: the long-format table every report is computed from, one row per
 (group, run, checkpoint, task, metric), read from results/eval/<run>/<checkpoint>/<task>.json."""
 
 from __future__ import annotations
