@@ -48,3 +48,29 @@ def vpt(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def snakemake(*args: str, cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("snakemake")
     return run([str(exe), "-s", str(REPO / "Snakefile"), *args], cwd=cwd, timeout=timeout)
+
+
+# --------------------------------------------------------------------------- SLURM
+# A real single-node SLURM cluster on this machine (tests/slurm/cluster.sh: installs slurm-wlm
+# and munge when missing, needs root), started once per session by the tests that ask for it
+# and stopped at the end (VPT_SLURM_KEEP=1 keeps it running; VPT_SKIP_SLURM=1 skips them).
+from collections.abc import Iterator  # noqa: E402  (this block stays self-contained)
+
+SLURM_SCRIPT = REPO / "tests" / "slurm" / "cluster.sh"
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[None]:
+    if os.environ.get("VPT_SKIP_SLURM") == "1":
+        pytest.skip("VPT_SKIP_SLURM=1: the SLURM tests are skipped")
+    if os.geteuid() != 0:
+        pytest.fail("the SLURM tests start a cluster with tests/slurm/cluster.sh and need root; "
+                    "run as root or set VPT_SKIP_SLURM=1 to skip them")
+    r = subprocess.run(["bash", str(SLURM_SCRIPT), "start"], capture_output=True, text=True, timeout=900)
+    if r.returncode != 0:
+        pytest.fail(f"tests/slurm/cluster.sh start failed ({r.returncode}):\n{r.stdout}{r.stderr}")
+    try:
+        yield
+    finally:
+        if os.environ.get("VPT_SLURM_KEEP") != "1":
+            subprocess.run(["bash", str(SLURM_SCRIPT), "stop"], capture_output=True, text=True, timeout=120)

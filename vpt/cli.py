@@ -20,6 +20,7 @@ import yaml
 
 from vpt.config import load_config
 from vpt.errors import VptError
+from vpt.preempt import EXIT_PREEMPTED, Preempted, stop_signals
 
 log = logging.getLogger("vpt")
 
@@ -219,10 +220,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     tcfg, spec = train_setup(cfg, None if args.base else resolve_run(cfg, args.run, args.method), args.run_dir)
     if args.steps is not None:
         tcfg.steps = args.steps
-    trainer = Trainer(tcfg, spec, device=args.device)
-    if trainer.resume_from is not None:
-        log.info("resuming from %s (step %d)", trainer.resume_from, trainer.step)
-    summary = trainer.run(stop_at=args.stop_at)
+    with stop_signals():  # SIGUSR2/SIGTERM: checkpoint at the next step boundary, exit EXIT_PREEMPTED
+        trainer = Trainer(tcfg, spec, device=args.device)
+        if trainer.resume_from is not None:
+            log.info("resuming from %s (step %d)", trainer.resume_from, trainer.step)
+        summary = trainer.run(stop_at=args.stop_at)
     log.info("%s: %s", spec.run_dir, json.dumps(summary))
 
 
@@ -338,6 +340,37 @@ def cmd_bench_decontaminate(args: argparse.Namespace) -> None:
     result = run_benchmark(n_docs=args.docs, words=args.words, workers=args.workers, n_refs=args.references, seed=args.seed)
     write_json(args.out, result)
     print(json.dumps({k: v for k, v in result.items() if k != "params"}, indent=2))
+
+
+# --------------------------------------------------------------------------- launch
+
+
+def cmd_launch(args: argparse.Namespace) -> int:
+    from vpt.launch import launch
+
+    return launch(args.argv, _cfg(args), args.kind, args.model, args.name or f"{args.kind}-{args.model}", args.launcher)
+
+
+def _add_launch(top: Any) -> None:
+    p = _sub(top, "launch", cmd_launch, "run a stage inline, as a local submitit job or on SLURM (launcher:)",
+             "Run `vpt ARGV...` (everything after `--`) with the backend of the config's `launcher:` key:\n"
+             "  inline  in this process (the default; what `snakemake --cores N all` does)\n"
+             "  local   a submitit LocalExecutor job: a subprocess with a time limit, requeued on USR2\n"
+             "  slurm   an sbatch job through submitit (`snakemake --profile slurm all`): this process waits\n"
+             "          on the login node, prints the job id and log path, streams the job's log to stdout,\n"
+             "          and fails with the job id and the log's last lines if the job fails or vanishes\n"
+             "Resources come from `slurm.resources`, merged default <- KIND <- KIND/MODEL (partition, gpus,\n"
+             "cpus, mem_gb, time_min, signal_delay_s, extra sbatch options). On a time-out or preemption\n"
+             "`vpt train` checkpoints at a step boundary, exits 75, the job is requeued (up to\n"
+             "slurm.max_requeues times) and resumes from that checkpoint. Logs: <slurm.folder>/NAME/<job id>/.\n"
+             "Example:\n"
+             "  vpt launch --kind train --model qwen1.5-4b --name train-vpt --config C -- train --method vpt --config C")
+    _add_config(p)
+    p.add_argument("--kind", required=True, choices=["data", "train", "eval", "probe"], help="which resources apply")
+    p.add_argument("--model", default="-", help="model key for KIND/MODEL resources ('-': none)")
+    p.add_argument("--name", help="job name, also the log folder (default: KIND-MODEL)")
+    p.add_argument("--launcher", choices=["inline", "local", "slurm"], help="override the config's `launcher:`")
+    p.add_argument("argv", nargs="*", metavar="-- ARGV", help="the vpt command to run, after `--`")
 
 
 # --------------------------------------------------------------------------- parser
@@ -508,6 +541,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results/bench/decontaminate.json")
+
+    _add_launch(top)
     return parser
 
 
@@ -515,11 +550,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     try:
-        args.func(args)
+        code = args.func(args)
     except VptError as e:
         print(f"vpt: error: {e}", file=sys.stderr)
         return 2
-    return 0
+    except Preempted as e:  # a scheduler's stop signal: the run is resumable, not failed
+        print(f"vpt: {e}", file=sys.stderr)
+        return EXIT_PREEMPTED
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

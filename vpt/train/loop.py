@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 from vpt.progress import progress
 
+from vpt import preempt
 from vpt.errors import VptError
 from vpt.io import fingerprint, write_json
 from vpt.models.designer import DesignerConfig, TaskDesigner
@@ -269,6 +270,8 @@ class Trainer:
                     self.save_snapshot()
                 if self.step % self.cfg.checkpoint_every == 0 or self.step == end:
                     self.save_checkpoint()
+                if preempt.requested() and self.step < end:  # SIGUSR2/SIGTERM: stop at this step boundary
+                    raise preempt.Preempted(self.step, self._checkpoint_now())
         finally:
             bar.close()
             self.metrics.close()
@@ -317,6 +320,12 @@ class Trainer:
         ckpt.save_atomic(target, write)
         ckpt.mark_latest(self.run_dir, target, self.cfg.keep_checkpoints)
         return target
+
+    def _checkpoint_now(self) -> Path:
+        """A checkpoint of the current step, written unless the regular schedule just wrote it
+        (a second save of a 7B model could outlast the scheduler's grace period)."""
+        path = ckpt.step_dir(self.run_dir, self.step)
+        return path if ckpt.latest(self.run_dir) == path else self.save_checkpoint()
 
     def _load(self, path: Path) -> None:
         state = json.loads((path / "state.json").read_text())
