@@ -68,6 +68,7 @@ def slurm_cluster() -> Iterator[None]:
                     "run as root or set VPT_SKIP_SLURM=1 to skip them")
     r = subprocess.run(["bash", str(SLURM_SCRIPT), "start"], capture_output=True, text=True, timeout=900)
     if r.returncode != 0:
+        subprocess.run(["bash", str(SLURM_SCRIPT), "stop"], capture_output=True, text=True, timeout=120)
         pytest.fail(f"tests/slurm/cluster.sh start failed ({r.returncode}):\n{r.stdout}{r.stderr}")
     try:
         yield

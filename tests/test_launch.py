@@ -20,7 +20,7 @@ from vpt.cli import build_parser, main
 from vpt.config import ConfigError, load_config, validate_config
 
 from conftest import REPO
-from test_slurm import STEPS, Tiny, tiny  # noqa: F401  (the tiny `vpt train --base` setup)
+from test_slurm import STEPS, Tiny, one_thread, tiny  # noqa: F401  (the tiny `vpt train --base` setup)
 from test_train import make, params, world  # noqa: F401  (the tiny Trainer setup)
 
 EMBEDDED = REPO / "config" / "config.yaml"
@@ -130,7 +130,7 @@ def test_launch_help_explains_the_backends(capsys: pytest.CaptureFixture[str]) -
 # --------------------------------------------------------------------------- preemption
 
 
-def test_a_stop_signal_checkpoints_at_that_step_and_the_resume_is_exact(world: dict) -> None:  # noqa: F811
+def test_a_stop_signal_checkpoints_at_that_step_and_the_resume_is_exact(world: dict, one_thread: None) -> None:  # noqa: F811
     straight = make(world, "stop-straight", "vpt", steps=12, checkpoint_every=5)
     straight.run()
     first = make(world, "stop-split", "vpt", steps=12, checkpoint_every=5)
@@ -155,7 +155,7 @@ def test_a_stop_signal_checkpoints_at_that_step_and_the_resume_is_exact(world: d
     assert all(torch.equal(p, q) for p, q in zip(params(straight), params(second)))
 
 
-def test_the_job_requeues_itself_when_only_its_stage_was_signalled(tiny: Tiny) -> None:  # noqa: F811
+def test_the_job_requeues_itself_when_only_its_stage_was_signalled(tiny: Tiny, one_thread: None) -> None:  # noqa: F811
     """The race of VptJob: the stage exits with EXIT_PREEMPTED before submitit's handler ran in
     the job process. The job must still go through submitit's checkpoint-and-requeue path."""
     import submitit

@@ -12,6 +12,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +33,20 @@ ARCH = {"model_type": "qwen2", "hidden_size": 32, "num_hidden_layers": 2, "num_a
 STEPS = 1000
 CHECKPOINT_EVERY = 50
 TIMING = {"seconds", "tokens_per_s"}  # per-step wall-clock fields, the only ones allowed to differ
+
+
+@pytest.fixture
+def one_thread(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Training on one thread, here and in the jobs (which inherit the environment): with CI's
+    2 cores shared with other work, two-thread torch processes slow each other down many times
+    over. Both runs of a comparison must use the same thread count anyway."""
+    import torch
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @dataclass
@@ -96,7 +111,7 @@ def _rows(run: Path) -> list[dict]:
     return [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_interrupted_training_is_requeued_and_matches_an_uninterrupted_run(slurm_cluster: None, tiny: Tiny) -> None:
+def test_interrupted_training_is_requeued_and_matches_an_uninterrupted_run(slurm_cluster: None, tiny: Tiny, one_thread: None) -> None:
     import submitit
     import torch
     from safetensors.torch import load_file
@@ -163,6 +178,22 @@ def test_a_failing_job_reports_its_id_and_log_tail(slurm_cluster: None, tiny: Ti
     assert f"slurm job {job.job_id} (fails) failed" in msg and "exited with code 2" in msg
     assert str(job.paths.stdout) in msg
     assert "no dataset 'nope' in the config" in msg  # the stage's own error, from the log's tail
+    sbatch = job.paths.submission_file.read_text()  # tiny's resources as sbatch options
+    for option in ("--job-name=fails", "--cpus-per-task=1", "--mem=1G", "--time=60", "--signal=USR2@30"):
+        assert f"#SBATCH {option}\n" in sbatch, option
+    assert "--gpus-per-node" not in sbatch and "--partition" not in sbatch  # gpus 0, cluster default partition
+
+
+def test_paper_resources_become_sbatch_options(slurm_cluster: None) -> None:
+    paper = load_config([REPO / "config" / "paper.yaml"])
+    ex = L.make_executor("slurm", L.Settings.from_config(paper), L.resources_for(paper, "train", "qwen1.5-7b"), "train-7b")
+    sbatch = ex._make_submission_file_text("true", "uid")
+    for option in ("--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=16", "--mem=192G", "--time=1440",
+                   "--signal=USR2@300", "--job-name=train-7b"):
+        assert f"#SBATCH {option}\n" in sbatch, option
+    data = L.make_executor("slurm", L.Settings.from_config(paper), L.resources_for(paper, "data", None), "data")
+    sbatch = data._make_submission_file_text("true", "uid")
+    assert "#SBATCH --partition=cpu\n" in sbatch and "--gpus-per-node" not in sbatch
 
 
 def test_a_job_that_vanishes_without_a_result_is_an_error(slurm_cluster: None, tiny: Tiny) -> None:

@@ -9,6 +9,7 @@ where vpt.paths says, so running a stage by hand and through Snakemake give the 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -220,11 +221,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     tcfg, spec = train_setup(cfg, None if args.base else resolve_run(cfg, args.run, args.method), args.run_dir)
     if args.steps is not None:
         tcfg.steps = args.steps
-    with stop_signals():  # SIGUSR2/SIGTERM: checkpoint at the next step boundary, exit EXIT_PREEMPTED
-        trainer = Trainer(tcfg, spec, device=args.device)
-        if trainer.resume_from is not None:
-            log.info("resuming from %s (step %d)", trainer.resume_from, trainer.step)
-        summary = trainer.run(stop_at=args.stop_at)
+    trainer = Trainer(tcfg, spec, device=args.device)
+    if trainer.resume_from is not None:
+        log.info("resuming from %s (step %d)", trainer.resume_from, trainer.step)
+    summary = trainer.run(stop_at=args.stop_at)
     log.info("%s: %s", spec.run_dir, json.dumps(summary))
 
 
@@ -549,8 +549,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    # `vpt train` stops at a step boundary with a checkpoint on SIGUSR2/SIGTERM (a scheduler's
+    # time-out or preemption) and exits EXIT_PREEMPTED; vpt.launch then has the job requeued.
+    stopping = stop_signals() if args.command == "train" else contextlib.nullcontext()
     try:
-        code = args.func(args)
+        with stopping:
+            code = args.func(args)
     except VptError as e:
         print(f"vpt: error: {e}", file=sys.stderr)
         return 2

@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -169,7 +170,7 @@ class VptJob:
         sys.stderr.flush()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # the log streams as the stage prints
         cmd = [sys.executable, "-m", "vpt", *self.argv]
-        print(f"vpt launch: running {subprocess.list2cmdline(cmd)}", file=sys.stderr, flush=True)
+        print(f"vpt launch: running {shlex.join(cmd)}", file=sys.stderr, flush=True)
         _SIGNALLED = False
         _CHILD = child = _Child(os.posix_spawn(sys.executable, cmd, env, setsigdef=STOP_SIGNALS))
         # submitit's handler keeps SIGUSR2 (it calls checkpoint()); SIGTERM, which submitit only
@@ -233,19 +234,25 @@ def make_executor(backend: str, settings: Settings, res: Resources, name: str) -
     import submitit
 
     folder = Path(settings.folder) / _job_dir_name(name) / "%j"
-    ex = submitit.AutoExecutor(folder=folder, cluster=backend, **{f"{backend}_max_num_timeout": settings.max_requeues})
-    # One log file, stdout and stderr interleaved in order: it is streamed and its tail is shown.
-    params: dict[str, Any] = dict(name=name, timeout_min=res.time_min, cpus_per_task=res.cpus, mem_gb=res.mem_gb,
-                                  stderr_to_stdout=True)
-    if res.gpus > 0 or backend == "local":  # local: 0 hides the GPUs (CUDA_VISIBLE_DEVICES="")
-        params["gpus_per_node"] = res.gpus
+    ex: Any
     if backend == "slurm":
-        params["slurm_signal_delay_s"] = res.signal_delay_s
+        ex = submitit.SlurmExecutor(folder, max_num_timeout=settings.max_requeues)
+        mem = f"{int(res.mem_gb)}G" if float(res.mem_gb).is_integer() else f"{int(res.mem_gb * 1024)}M"
+        params: dict[str, Any] = dict(job_name=name, time=res.time_min, cpus_per_task=res.cpus, mem=mem,
+                                      signal_delay_s=res.signal_delay_s)
+        if res.gpus > 0:  # no --gpus-per-node=0: clusters without GPU gres reject it
+            params["gpus_per_node"] = res.gpus
         if res.partition:
-            params["slurm_partition"] = res.partition
+            params["partition"] = res.partition
         if res.extra:
-            params["slurm_additional_parameters"] = dict(res.extra)
-    ex.update_parameters(**params)
+            params["additional_parameters"] = dict(res.extra)
+    else:
+        ex = submitit.LocalExecutor(folder, max_num_timeout=settings.max_requeues)
+        # timeout_min is required in practice: submitit's local default kills a job after 2 min.
+        # gpus_per_node 0 hides the GPUs (CUDA_VISIBLE_DEVICES=""), as a CPU job on SLURM would.
+        params = dict(timeout_min=res.time_min, signal_delay_s=res.signal_delay_s, gpus_per_node=res.gpus)
+    # One log file, stdout and stderr interleaved in order: it is streamed and its tail is shown.
+    ex.update_parameters(stderr_to_stdout=True, **params)
     return ex
 
 

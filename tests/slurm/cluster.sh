@@ -69,10 +69,13 @@ start_munge() {
     die "munged does not answer (munge -n | unmunge); see /var/log/munge/munged.log"
 }
 
-write_conf() {
+refuse_foreign_conf() {
     if [[ -e $CONF ]] && ! grep -qF "$MARK" "$CONF"; then
         die "$CONF exists and was not written by this script; refusing to overwrite it (move it away to use the test cluster)"
     fi
+}
+
+write_conf() {
     local cpus mem_mb
     cpus=$(nproc)
     # RealMemory must not exceed what slurmd sees, or the node is drained: stay well below free memory.
@@ -135,6 +138,7 @@ cmd_start() {
         log "already running (state in $STATE)"
         return
     fi
+    refuse_foreign_conf # before anything is started
     mkdir -p "$STATE"
     install_packages
     start_munge
