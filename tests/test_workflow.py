@@ -84,7 +84,7 @@ def embedded_run(tmp_path_factory: pytest.TempPathFactory, slurm_cluster: None) 
     git("commit", "-qm", "clone", cwd=work)
     res = snakemake("--profile", "slurm", "all", cwd=work, timeout=2400)
     assert res.returncode == 0, res.stderr[-4000:] + res.stdout[-2000:]
-    assert "vpt launch: submitted SLURM job" in (work / "results/logs/train/base.log").read_text()
+    assert "as slurm job" in (work / "results/logs/train/base.log").read_text()
     return work
 
 

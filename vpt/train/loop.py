@@ -263,7 +263,7 @@ class Trainer:
                 row = self.train_step()
                 self.metrics.log(row)
                 bar.update(1)
-                bar.set_postfix(loss=f"{row['loss']:.4f}", **({"V": f"{row['value']:.2e}"} if "value" in row else {}))
+                bar.set_postfix(refresh=False, loss=f"{row['loss']:.4f}", **({"V": f"{row['value']:.2e}"} if "value" in row else {}))
                 if self.step % self.cfg.log_every == 0:
                     self.metrics.flush()
                 if self.step in self.cfg.snapshot_steps:
