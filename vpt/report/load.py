@@ -22,7 +22,8 @@ def tokens_per_step(cfg: dict[str, Any]) -> int:
 
 
 def load_records(cfg: dict[str, Any], evaluations: list[tuple[str, Run, int | None, str]]) -> pd.DataFrame:
-    """Rows for every listed (group, run, step or None for final, task) whose result file exists;
+    """Rows for every listed (group, run, step or None for final, task) whose result file exists
+    (feedback_n 0: a method without feedback);
     scalar metrics only (per-subject / per-config breakdowns stay in the JSON)."""
     rows: list[dict[str, Any]] = []
     last = train_steps(cfg)
@@ -36,6 +37,6 @@ def load_records(cfg: dict[str, Any], evaluations: list[tuple[str, Run, int | No
         for metric, value in summary["metrics"].items():
             if isinstance(value, (int, float)) and not isinstance(value, bool) and metric != "subjects":
                 rows.append({"group": group, "model": run.model, "method": run.method, "lr": run.lr, "seed": run.seed,
-                             "feedback_n": run.feedback_n, "corpus": run.corpus, "run": run.id, "step": at,
+                             "feedback_n": run.feedback_n or 0, "corpus": run.corpus, "run": run.id, "step": at,
                              "final": step is None, "tokens": at * per_step, "task": task, "metric": metric, "value": float(value)})
     return pd.DataFrame(rows, columns=COLUMNS)
