@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -54,8 +55,6 @@ def snakemake(*args: str, cwd: Path, timeout: int = 900) -> subprocess.Completed
 # A real single-node SLURM cluster on this machine (tests/slurm/cluster.sh: installs slurm-wlm
 # and munge when missing, needs root), started once per session by the tests that ask for it
 # and stopped at the end (VPT_SLURM_KEEP=1 keeps it running; VPT_SKIP_SLURM=1 skips them).
-from collections.abc import Iterator  # noqa: E402  (this block stays self-contained)
-
 SLURM_SCRIPT = REPO / "tests" / "slurm" / "cluster.sh"
 
 
