@@ -162,3 +162,24 @@ def test_peft_adapter_checkpoint_loads_through_make_lm(raw: Path, tmp_path: Path
     lm = make_lm(tmp_path / "adapter", batch_size=8, max_length=1024, device="cpu")
     summary, rows = evaluate(lm, "mmlu", tasks.mmlu(raw / "mmlu/test.parquet", limit_per_subject=1), None, 0, 0)
     assert summary["metrics"]["subjects"] == 57 and len(rows) == 57
+
+
+def test_a_saved_model_evaluates_with_the_tokenizer_it_was_trained_with(raw: Path, tmp_path: Path) -> None:
+    """Our BPE saved next to a qwen2 config: AutoTokenizer would rebuild it as a digit-splitting
+    Qwen2 tokenizer; the model directory must give back exactly the training tokenization."""
+    from vpt.data.tokenizer import load_tokenizer, train_bpe
+    from vpt.eval.run import make_lm
+    from vpt.models.learner import build_from_architecture
+
+    texts = ["Tom has 1234 apples and 56 pears. 1234+56=1290"] * 50 + list(pd.read_parquet(raw / "mmlu/test.parquet")["question"].head(300))
+    tok = train_bpe(texts, 400, 2, tmp_path / "tok")
+    arch = {"model_type": "qwen2", "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 4,
+            "num_key_value_heads": 2, "intermediate_size": 64, "max_position_embeddings": 1024}
+    model = build_from_architecture(arch, len(tok), tok.eos_token_id, tok.pad_token_id, "sdpa")
+    model.save_pretrained(tmp_path / "final")
+    tok.save_pretrained(tmp_path / "final")
+    s = "Question: Tom has 1234 apples.\n Answer: 1234+56=1290"
+    want = tok(s)["input_ids"]
+    assert len(want) < len(s) // 2  # numbers are merged tokens, not one per digit
+    assert load_tokenizer(tmp_path / "final")(s)["input_ids"] == want
+    assert make_lm(tmp_path / "final", batch_size=2, max_length=64, device="cpu").tok_encode(s) == want

@@ -7,6 +7,8 @@ format, so that exactly the same `from_pretrained` call loads it from a local di
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -40,10 +42,22 @@ def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int, out_dir
     return hf
 
 
+GENERIC_CLASSES = ("TokenizersBackend", "PreTrainedTokenizerFast")
+
+
 def load_tokenizer(path: str | Path, revision: str | None = None) -> PreTrainedTokenizerBase:
-    """The one loading path: a hub id with a pinned revision, or a local directory."""
+    """The one loading path: a hub id with a pinned revision, or a local directory.
+
+    A tokenizer we trained (generic class, saved next to a model) is loaded as exactly its
+    tokenizer.json: AutoTokenizer would follow the model's config.json (model_type qwen2) and
+    rebuild it as a Qwen2 tokenizer that splits digits, tokenizing differently from training."""
+    config = Path(path) / "tokenizer_config.json"
+    generic = config.is_file() and json.loads(config.read_text()).get("tokenizer_class") in GENERIC_CLASSES
     try:
-        tok = AutoTokenizer.from_pretrained(str(path), revision=revision)
+        if generic:
+            tok = PreTrainedTokenizerFast.from_pretrained(str(path))
+        else:
+            tok = AutoTokenizer.from_pretrained(str(path), revision=revision)
     except (OSError, ValueError) as e:
         raise VptError(f"cannot load tokenizer from {path!r} (revision {revision}): {e}") from e
     if tok.eos_token_id is None:

@@ -58,14 +58,17 @@ def make_lm(checkpoint: Path, batch_size: int, max_length: int, device: str) -> 
         return VLLM(pretrained=str(checkpoint), tokenizer=str(checkpoint), batch_size="auto", max_length=max_length, dtype="bfloat16")
     from lm_eval.models.huggingface import HFLM
 
+    from vpt.data.tokenizer import load_tokenizer
+
+    tokenizer = load_tokenizer(checkpoint)  # the tokenizer the model was trained with (see load_tokenizer)
     dtype = "bfloat16" if device.startswith("cuda") else "float32"
     if adapter.exists():
         base = json.loads(adapter.read_text()).get("base_model_name_or_path")
         if not base:
             raise VptError(f"{adapter} names no base model (base_model_name_or_path); cannot load the adapter")
-        return HFLM(pretrained=base, peft=str(checkpoint), tokenizer=str(checkpoint), device=device,
+        return HFLM(pretrained=base, peft=str(checkpoint), tokenizer=tokenizer, device=device,
                     batch_size=batch_size, max_length=max_length, dtype=dtype)
-    return HFLM(pretrained=str(checkpoint), tokenizer=str(checkpoint), device=device, batch_size=batch_size,
+    return HFLM(pretrained=str(checkpoint), tokenizer=tokenizer, device=device, batch_size=batch_size,
                 max_length=max_length, dtype=dtype)
 
 
