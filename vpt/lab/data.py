@@ -44,8 +44,17 @@ def split_frame(cfg: LabConfig, name: str) -> pd.DataFrame:
         sc = SynthConfig(spec.n, spec.seed, cfg.families, {tgt: cfg.train_templates})
     elif name in ("feedback", "probe"):
         sc = SynthConfig(spec.n, spec.seed, {tgt: 1.0}, {tgt: cfg.train_templates})
-    elif name in ("validation", "test"):
+    elif name == "validation":
         sc = SynthConfig(spec.n, spec.seed, {tgt: 1.0}, {tgt: cfg.heldout_templates})
+    elif name == "test":
+        # the held-out templates have a small number space: drop any problem that is also a
+        # validation problem (or repeats), so tuning never sees a test item
+        val = set(split_frame(cfg, "validation")["problem"])
+        df = _frame(generate(SynthConfig(4 * spec.n, spec.seed, {tgt: 1.0}, {tgt: cfg.heldout_templates})))
+        df = df[~df["problem"].isin(val)].drop_duplicates("problem")
+        if len(df) < spec.n:
+            raise ValueError(f"lab.test: only {len(df)} distinct held-out problems outside validation; lower test.n")
+        return df.iloc[: spec.n].reset_index(drop=True)
     elif name == "nontarget":
         sc = SynthConfig(spec.n, spec.seed, {f: 1.0 for f in FAMILIES if f != tgt})
     elif name == "alpha_docs":  # n per family, the target on its training templates as in the corpus
