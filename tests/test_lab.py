@@ -99,3 +99,20 @@ def test_snakemake_dry_run_lists_the_lab_jobs(tmp_path: Path) -> None:
     cfg = load_lab(work / "config" / "lab.yaml")
     assert counts == {"lab_data": "1", "lab_base": "1", "lab_run": str(len(cfg.methods) * len(cfg.seeds)),
                       "lab_probe": "1", "lab_report": "1"}
+
+
+def test_packed_rows_tokenize_like_evaluation(tmp_path: Path) -> None:
+    """The packed corpus must use the tokenizer as loaded from disk (what evaluation uses): the
+    in-memory one from train_bpe splits some pieces differently."""
+    from vpt.data.pack import encode_document, open_packed
+    from vpt.data.tokenizer import load_tokenizer
+    from vpt.lab.data import prepare, read_split
+
+    cfg = _small()
+    cfg.vocab_size = 300
+    prepare(cfg, tmp_path / "data")
+    tok = load_tokenizer(tmp_path / "data" / "tokenizer")
+    ids, _, _ = open_packed(tmp_path / "data" / "packed")
+    row = ids[0][:60].astype(int).tolist()  # the stream starts at a document's "Question:"
+    again = tok(tok.decode(row), add_special_tokens=False)["input_ids"]
+    assert again[:50] == row[:50]

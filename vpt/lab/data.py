@@ -22,7 +22,7 @@ import pandas as pd
 
 from vpt.data.pack import PackConfig, pack
 from vpt.data.synth import FAMILIES, N_TEMPLATES, SynthConfig, generate, parse_source
-from vpt.data.tokenizer import corpus_texts, train_bpe
+from vpt.data.tokenizer import corpus_texts, load_tokenizer, train_bpe
 from vpt.io import atomic_path
 from vpt.lab.config import LabConfig
 
@@ -88,7 +88,11 @@ def prepare(cfg: LabConfig, out: Path) -> dict:
         with atomic_path(out / "splits" / f"{name}.jsonl") as tmp:
             df.to_json(tmp, orient="records", lines=True)
     corpus = frames["corpus"]
-    tok = train_bpe(corpus_texts(corpus["problem"], corpus["solution"]), cfg.vocab_size, 2, out / "tokenizer")
+    train_bpe(corpus_texts(corpus["problem"], corpus["solution"]), cfg.vocab_size, 2, out / "tokenizer")
+    # pack with the tokenizer as every later stage loads it: the in-memory object returned by
+    # train_bpe splits some pieces differently (" 8" is one token there, two after reloading),
+    # which silently made evaluation text tokenize unlike the training rows
+    tok = load_tokenizer(out / "tokenizer")
     meta = pack(corpus, tok, PackConfig(cfg.seq_len, 1000, 0), out / "packed", "lab-bpe", "lab corpus")
     summary = {
         "documents": {name: len(df) for name, df in frames.items()},
