@@ -12,7 +12,7 @@ from vpt.errors import VptError
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vpt.lab")
-    p.add_argument("stage", choices=["data", "base", "run", "probe", "report"])
+    p.add_argument("stage", choices=["data", "base", "run", "evaluate", "probe", "report"])
     p.add_argument("--config", default="config/lab.yaml")
     p.add_argument("--method")
     p.add_argument("--seed", type=int)
@@ -43,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
             if a.method is None or a.seed is None:
                 raise VptError("run needs --method and --seed")
             train_run(cfg, out, a.method, a.seed)
+        elif a.stage == "evaluate":  # re-evaluate a trained run's snapshots (evaluation code changed)
+            from vpt.lab.run import evaluate_run
+
+            if a.method is None or a.seed is None:
+                raise VptError("evaluate needs --method and --seed")
+            evaluate_run(cfg, out, a.method, a.seed)
         elif a.stage == "probe":
             from vpt.lab.probe import probe
 

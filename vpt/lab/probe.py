@@ -14,11 +14,10 @@ from typing import Any
 
 import torch
 
-from vpt.data.tokenizer import load_tokenizer
 from vpt.io import write_json
 from vpt.lab.config import LabConfig
 from vpt.lab.data import feedback_table, read_split
-from vpt.lab.run import run_dir, train_config
+from vpt.lab.run import lab_tokenizer, run_dir, train_config
 from vpt.models.designer import DesignerConfig, TaskDesigner
 from vpt.models.learner import load_learner
 from vpt.train.config import VALUE_METHODS
@@ -33,7 +32,7 @@ def probe(cfg: LabConfig, out: Path) -> dict[str, Any]:
     tcfg = train_config(cfg, method, seed)
     final = run_dir(out, method, seed) / "final"
     model = load_learner(str(final), None, torch.float32, "sdpa")
-    tok = load_tokenizer(final)
+    tok = lab_tokenizer(out / "data")
     designer = None
     if method in VALUE_METHODS:
         d = tcfg.designer

@@ -22,7 +22,7 @@ from vpt.io import atomic_path, write_json, write_text  # noqa: E402
 from vpt.lab.alpha import alpha_table, summarize  # noqa: E402
 from vpt.lab.config import LabConfig  # noqa: E402
 from vpt.lab.data import read_split  # noqa: E402
-from vpt.lab.run import load_evals, run_dir, train_config  # noqa: E402
+from vpt.lab.run import lab_tokenizer, load_evals, run_dir, train_config  # noqa: E402
 from vpt.lab.stats import mean_ci, paired, pearson, pearson_bootstrap  # noqa: E402
 
 METRICS = {"answer_loss": "held-out answer loss (lower is better)", "accuracy": "held-out greedy accuracy",
@@ -77,7 +77,6 @@ def plot_probe(probe: dict[str, Any], path: Path) -> None:
 
 def alpha_analysis(cfg: LabConfig, out: Path) -> dict[str, Any]:
     """Alpha of each vpt seed's final designer on alpha_docs (n documents of every family)."""
-    from vpt.data.tokenizer import load_tokenizer
     from vpt.models.designer import DesignerConfig, TaskDesigner
     from vpt.models.learner import load_learner
 
@@ -86,7 +85,7 @@ def alpha_analysis(cfg: LabConfig, out: Path) -> dict[str, Any]:
     for s in cfg.seeds:
         final = run_dir(out, "vpt", s) / "final"
         model = load_learner(str(final), None, torch.float32, "sdpa").eval()
-        tok = load_tokenizer(final)
+        tok = lab_tokenizer(out / "data")
         d = train_config(cfg, "vpt", s).designer
         designer = TaskDesigner(DesignerConfig(len(tok), d.n_layer, d.n_embd, d.n_head, d.K, d.alpha_max)).eval()
         designer.load_state_dict(torch.load(final / "designer.pt", map_location="cpu"))

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from transformers import PreTrainedTokenizerBase
 
 from vpt.data.tokenizer import load_tokenizer
 from vpt.io import write_json
@@ -26,6 +27,13 @@ from vpt.models.learner import load_learner
 from vpt.train import checkpoint as ckpt
 from vpt.train.config import TrainConfig
 from vpt.train.loop import RunSpec, Trainer
+
+
+def lab_tokenizer(data: Path) -> PreTrainedTokenizerBase:
+    """The tokenizer the corpus was packed with. Not the copy saved next to a checkpoint: loaded
+    from a directory that also holds the model's config.json, AutoTokenizer picks the model's
+    tokenizer class (Qwen2), which splits every digit and so tokenizes " 8" unlike training."""
+    return load_tokenizer(data / "tokenizer")
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +86,7 @@ def model_at(out: Path, method: str, seed: int, step: int, steps: int) -> Path:
 
 def evaluate_model(cfg: LabConfig, data: Path, path: Path, split: str) -> dict[str, Any]:
     model = load_learner(str(path), None, torch.float32, "sdpa").eval()
-    tok = load_tokenizer(path)
+    tok = lab_tokenizer(data)
     ev, other = read_split(data, split), read_split(data, "nontarget")
     loss = answer_losses(model, tok, ev)
     correct, texts = greedy_correct(model, tok, ev, cfg.max_new_tokens)
