@@ -102,16 +102,17 @@ def test_snakemake_dry_run_lists_the_lab_jobs(tmp_path: Path) -> None:
 
 
 def test_packed_rows_tokenize_like_evaluation(tmp_path: Path) -> None:
-    """The packed corpus must use the tokenizer as loaded from disk (what evaluation uses): the
-    in-memory one from train_bpe splits some pieces differently."""
-    from vpt.data.pack import encode_document, open_packed
-    from vpt.data.tokenizer import load_tokenizer
-    from vpt.lab.data import prepare, read_split
+    """Evaluation re-tokenizes text with vpt.lab.run.lab_tokenizer: it must reproduce the packed
+    training rows (a checkpoint's saved tokenizer copy does not: it loads as Qwen2's class)."""
+    from vpt.data.pack import open_packed
+    from vpt.lab.data import prepare
 
     cfg = _small()
     cfg.vocab_size = 300
     prepare(cfg, tmp_path / "data")
-    tok = load_tokenizer(tmp_path / "data" / "tokenizer")
+    from vpt.lab.run import lab_tokenizer
+
+    tok = lab_tokenizer(tmp_path / "data")
     ids, _, _ = open_packed(tmp_path / "data" / "packed")
     row = ids[0][:60].astype(int).tolist()  # the stream starts at a document's "Question:"
     again = tok(tok.decode(row), add_special_tokens=False)["input_ids"]

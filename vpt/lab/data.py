@@ -89,9 +89,7 @@ def prepare(cfg: LabConfig, out: Path) -> dict:
             df.to_json(tmp, orient="records", lines=True)
     corpus = frames["corpus"]
     train_bpe(corpus_texts(corpus["problem"], corpus["solution"]), cfg.vocab_size, 2, out / "tokenizer")
-    # pack with the tokenizer as every later stage loads it: the in-memory object returned by
-    # train_bpe splits some pieces differently (" 8" is one token there, two after reloading),
-    # which silently made evaluation text tokenize unlike the training rows
+    # pack with the tokenizer exactly as every later stage loads it (vpt.lab.run.lab_tokenizer)
     tok = load_tokenizer(out / "tokenizer")
     meta = pack(corpus, tok, PackConfig(cfg.seq_len, 1000, 0), out / "packed", "lab-bpe", "lab corpus")
     summary = {
