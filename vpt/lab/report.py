@@ -99,6 +99,25 @@ def alpha_analysis(cfg: LabConfig, out: Path) -> dict[str, Any]:
     return res
 
 
+def in_distribution(cfg: LabConfig, out: Path) -> pd.DataFrame:
+    """Final answer loss on target-family problems from the *training* templates with unseen
+    numbers (the probe split: never trained on, not in the feedback set). A secondary metric,
+    added after the held-out-template metrics turned out flat; reported as such."""
+    from vpt.lab.evaluate import answer_losses
+    from vpt.models.learner import load_learner
+
+    docs = read_split(out / "data", "probe")
+    tok = lab_tokenizer(out / "data")
+    rows = []
+    for m in cfg.methods:
+        for s in cfg.seeds:
+            model = load_learner(str(run_dir(out, m, s) / "final"), None, torch.float32, "sdpa").eval()
+            rows.append({"method": m, "seed": s, "id_answer_loss": float(answer_losses(model, tok, docs).mean())})
+    base = load_learner(str(out / "base" / "final"), None, torch.float32, "sdpa").eval()
+    rows.append({"method": "base", "seed": -1, "id_answer_loss": float(answer_losses(base, tok, docs).mean())})
+    return pd.DataFrame(rows)
+
+
 def _fmt_ci(c: Any, digits: int = 4) -> str:
     return f"{c.mean:.{digits}f} [{c.lo:.{digits}f}, {c.hi:.{digits}f}]"
 
@@ -158,6 +177,28 @@ def build_report(cfg: LabConfig, out: Path) -> dict[str, Any]:
             lines.append(f"| {m} | {k} | {sign * pr.mean_diff:+.4f} [{lo:+.4f}, {hi:+.4f}] | {sign * pr.t:+.2f} | "
                          f"{pr.p_t:.3g} | {pr.p_wilcoxon:.3g} | {pr.wins}/{pr.n} |")
     lines += ["", "With 5 seeds the exact two-sided Wilcoxon p cannot go below 0.0625.", ""]
+
+    idf = in_distribution(cfg, out)
+    summary["id_answer_loss"] = {}
+    lines += ["## Secondary: target family, training templates, unseen numbers (final step)", "",
+              "Added after seeing that the held-out-template metrics were flat (so not part of the pre-registered "
+              "protocol): the answer loss on the probe split (`" + cfg.target + "` problems from the training templates, "
+              f"generator seed {cfg.probe.seed}, none trained on, none in the feedback set). Base model: "
+              f"{idf[idf.method == 'base'].id_answer_loss.iloc[0]:.4f}.", "",
+              "| method | answer loss [95% CI] | mean(method - ntp) [95% CI] | p (paired t) | p (Wilcoxon) | seeds better |",
+              "|---|---|---|---|---|---|"]
+    ref = idf[idf.method == "ntp"].sort_values("seed").id_answer_loss.to_numpy()
+    for m in cfg.methods:
+        a = idf[idf.method == m].sort_values("seed").id_answer_loss.to_numpy()
+        summary["id_answer_loss"][m] = mean_ci(a).__dict__
+        if m == "ntp":
+            lines.append(f"| ntp | {_fmt_ci(mean_ci(a))} | | | | |")
+            continue
+        pr = paired(a, ref)
+        summary["id_answer_loss"][m].update(mean_diff=pr.mean_diff, p_t=pr.p_t, p_wilcoxon=pr.p_wilcoxon, better=pr.wins)
+        lines.append(f"| {m} | {_fmt_ci(mean_ci(a))} | {pr.mean_diff:+.4f} [{pr.ci.lo:+.4f}, {pr.ci.hi:+.4f}] | "
+                     f"{pr.p_t:.3g} | {pr.p_wilcoxon:.3g} | {pr.wins}/{pr.n} |")
+    lines.append("")
 
     probe_path = out / "probe.json"
     if probe_path.exists():
