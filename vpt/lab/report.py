@@ -102,7 +102,7 @@ def alpha_analysis(cfg: LabConfig, out: Path) -> dict[str, Any]:
 def in_distribution(cfg: LabConfig, out: Path) -> pd.DataFrame:
     """Final answer loss on target-family problems from the *training* templates with unseen
     numbers (the probe split: never trained on, not in the feedback set). A secondary metric,
-    added after the held-out-template metrics turned out flat; reported as such."""
+    added after seeing the held-out-template results; reported as such."""
     from vpt.lab.evaluate import answer_losses
     from vpt.models.learner import load_learner
 
@@ -181,8 +181,8 @@ def build_report(cfg: LabConfig, out: Path) -> dict[str, Any]:
     idf = in_distribution(cfg, out)
     summary["id_answer_loss"] = {}
     lines += ["## Secondary: target family, training templates, unseen numbers (final step)", "",
-              "Added after seeing that the held-out-template metrics were flat (so not part of the pre-registered "
-              "protocol): the answer loss on the probe split (`" + cfg.target + "` problems from the training templates, "
+              "Added after seeing the held-out-template results (accuracy 0 for every method, answer loss ~5 nats), "
+              "so not part of the pre-registered protocol: the answer loss on the probe split (`" + cfg.target + "` problems from the training templates, "
               f"generator seed {cfg.probe.seed}, none trained on, none in the feedback set). Base model: "
               f"{idf[idf.method == 'base'].id_answer_loss.iloc[0]:.4f}.", "",
               "| method | answer loss [95% CI] | mean(method - ntp) [95% CI] | p (paired t) | p (Wilcoxon) | seeds better |",
@@ -258,5 +258,7 @@ def _goal(s: dict[str, Any]) -> dict[str, Any]:
             "detail": f"diff {r['mean_diff']:+.4f}, paired t p={r['p_t']:.3g}"}
     if s.get("probe"):
         best = s["probe"][0]
-        g["probe r >= 0.6 (smallest eta)"] = {"met": best["r"] >= 0.6, "detail": f"eta {best['eta']:g}: r={best['r']:.3f}"}
+        g["probe r >= 0.6 (smallest eta)"] = {"met": best["r"] >= 0.6, "detail": f"eta {best['eta']:g}: r={best['r']:.3f} with the paper's probe-batch "
+                                                      f"prediction; r={best['r_feedback_subset']:.3f} when g_down comes "
+                                                      f"from the feedback subset"}
     return g
