@@ -14,29 +14,36 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-import sys
+# A preset with a `lab:` section (config/lab.yaml) is the CPU lab of vpt.lab: only its rules are
+# loaded and vpt.lab.config checks its keys; every other config is the experiment pipeline.
+if "lab" in config:
 
-from vpt import workflow as W
-from vpt.config import validate_config
+    include: "workflow/rules/lab.smk"
 
-_overrides = " + --config overrides" if workflow.config_settings.overwrite_config else ""
-validate_config(config, source=", ".join(map(str, workflow.configfiles)) + _overrides)
-CONFIG = W.resolved_config_file(config)  # the file every job's `vpt` command reads
-VPT = f"'{sys.executable}' -m vpt"
-LAUNCH = f"{VPT} launch --config {CONFIG}"  # in-process, or a submitit job (config key `launcher`)
-RESULTS = config["results_dir"]
-LOGS = f"{RESULTS}/logs"
-RUN_ID = W.RUN_ID_PATTERN  # <model>/<method>/lr<lr>_s<seed>[_fb<n>]_<corpus>
+else:
+    import sys
 
+    from vpt import workflow as W
+    from vpt.config import validate_config
 
-include: "workflow/rules/data.smk"
-include: "workflow/rules/train.smk"
-include: "workflow/rules/eval.smk"
-include: "workflow/rules/report.smk"
-include: "workflow/rules/bench.smk"
+    _overrides = " + --config overrides" if workflow.config_settings.overwrite_config else ""
+    validate_config(config, source=", ".join(map(str, workflow.configfiles)) + _overrides)
+    CONFIG = W.resolved_config_file(config)  # the file every job's `vpt` command reads
+    VPT = f"'{sys.executable}' -m vpt"
+    LAUNCH = f"{VPT} launch --config {CONFIG}"  # in-process, or a submitit job (config key `launcher`)
+    RESULTS = config["results_dir"]
+    LOGS = f"{RESULTS}/logs"
+    RUN_ID = W.RUN_ID_PATTERN  # <model>/<method>/lr<lr>_s<seed>[_fb<n>]_<corpus>
 
 
-rule all:
-    default_target: True
-    input:
-        W.all_targets(config),
+    include: "workflow/rules/data.smk"
+    include: "workflow/rules/train.smk"
+    include: "workflow/rules/eval.smk"
+    include: "workflow/rules/report.smk"
+    include: "workflow/rules/bench.smk"
+
+
+    rule all:
+        default_target: True
+        input:
+            W.all_targets(config),

@@ -45,6 +45,9 @@ class SynthConfig:
     n_docs: int
     seed: int = 0
     families: dict[str, float] = field(default_factory=lambda: {f: 1.0 for f in FAMILIES})  # family -> sampling weight
+    # family -> the template indices it may use (held-out-template splits); a family not listed
+    # uses all of its templates. None keeps the original draw, so existing corpora are unchanged.
+    templates: dict[str, list[int]] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -746,6 +749,13 @@ def _check_families(families: dict[str, float]) -> tuple[list[str], list[float]]
     return names, [float(families[f]) for f in names]
 
 
+def _check_templates(family: str, allowed: Sequence[int]) -> list[int]:
+    n = N_TEMPLATES[family]
+    if not allowed or any(isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < n for t in allowed):
+        raise ValueError(f"synth templates for {family!r}: {list(allowed)!r}; need a non-empty list of indices in 0..{n - 1}")
+    return sorted(set(allowed))
+
+
 def generate(cfg: SynthConfig) -> list[dict[str, Any]]:
     """n_docs documents, each {"problem": str, "solution": str, "source": str, "messages": list[dict]}"""
     if isinstance(cfg.n_docs, bool) or not isinstance(cfg.n_docs, int) or cfg.n_docs < 0:
@@ -756,7 +766,8 @@ def generate(cfg: SynthConfig) -> list[dict[str, Any]]:
         rng = random.Random(f"{cfg.seed}:{i}")
         family = rng.choices(names, weights=weights)[0]
         fn, n_templates = _REGISTRY[family]
-        t = rng.randrange(n_templates)
+        allowed = None if cfg.templates is None else cfg.templates.get(family)
+        t = rng.randrange(n_templates) if allowed is None else rng.choice(_check_templates(family, allowed))
         problem, solution, _ = fn(rng, t)
         docs.append({
             "problem": problem,

@@ -1,0 +1,119 @@
+"""The CPU lab (vpt.lab): its splits, statistics, token kinds and Snakemake wiring (fast)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from conftest import make_workdir, snakemake
+from vpt.data.synth import SynthConfig, generate
+from vpt.errors import VptError
+from vpt.lab.alpha import token_kind
+from vpt.lab.config import LabConfig, load_lab
+from vpt.lab.data import split_frame
+from vpt.lab.stats import mean_ci, paired, paired_t, pearson, pearson_bootstrap
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _small(**kw: object) -> LabConfig:
+    cfg = load_lab(REPO / "config" / "lab.yaml")
+    for name in ("corpus", "feedback", "validation", "test", "probe"):
+        getattr(cfg, name).n = 400 if name == "corpus" else 64
+    return cfg
+
+
+def _numbers(text: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"\d+", text))
+
+
+def test_heldout_splits_share_no_template_or_problem_with_training() -> None:
+    cfg = _small()
+    frames = {n: split_frame(cfg, n) for n in ("corpus", "feedback", "validation", "test", "probe")}
+    tgt = cfg.target
+    seen = set(frames["corpus"].query("family == @tgt").template) | set(frames["feedback"].template) | set(frames["probe"].template)
+    assert seen <= set(cfg.train_templates) and seen  # training side: only training templates
+    for name in ("validation", "test"):
+        df = frames[name]
+        assert set(df.family) == {tgt} and set(df.template) <= set(cfg.heldout_templates)
+        train_combos = {(r.template, _numbers(r.problem)) for r in frames["corpus"].itertuples() if r.family == tgt}
+        assert not {(r.template, _numbers(r.problem)) for r in df.itertuples()} & train_combos
+        assert not set(df.problem) & (set(frames["corpus"].problem) | set(frames["feedback"].problem))
+    assert not set(frames["validation"].problem) & set(frames["test"].problem)
+    # the target is a minority of the stream, near the configured share
+    assert abs((frames["corpus"].family == tgt).mean() - cfg.target_share) < 0.06
+
+
+def test_templates_none_keeps_the_original_corpus() -> None:
+    """The held-out-template option must not change any existing corpus."""
+    a = generate(SynthConfig(50, 0))
+    b = generate(SynthConfig(50, 0, templates={}))  # no family restricted: same draws
+    assert a == b
+    c = generate(SynthConfig(50, 0, {"percent": 1.0}, {"percent": [1, 2]}))
+    assert {d["source"] for d in c} <= {"synth:percent:t1", "synth:percent:t2"}
+    with pytest.raises(ValueError, match="percent"):
+        generate(SynthConfig(5, 0, {"percent": 1.0}, {"percent": [7]}))
+
+
+def test_stats_match_scipy() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=7), rng.normal(size=7) + 0.3
+    t, p = paired_t(a, b)
+    ref = sps.ttest_rel(a, b)
+    assert t == pytest.approx(ref.statistic) and p == pytest.approx(ref.pvalue)
+    ci = mean_ci(a)
+    lo, hi = sps.t.interval(0.95, len(a) - 1, loc=a.mean(), scale=sps.sem(a))
+    assert (ci.lo, ci.hi) == (pytest.approx(lo), pytest.approx(hi))
+    pr = paired(a, b)
+    assert pr.p_wilcoxon == pytest.approx(sps.wilcoxon(a, b).pvalue) and pr.wins == int((a < b).sum())
+    # 5 seeds all better: the exact two-sided Wilcoxon p is 2 / 2^5
+    assert paired(np.arange(5.0), np.arange(5.0) + np.array([1, 2, 3, 4, 5])).p_wilcoxon == pytest.approx(0.0625)
+    x, y = rng.normal(size=30), rng.normal(size=30)
+    assert pearson(x, y) == pytest.approx(sps.pearsonr(x, y).statistic)
+    lo, hi = pearson_bootstrap(x, x + 0.5 * y, 500, 0)
+    assert lo < pearson(x, x + 0.5 * y) < hi
+
+
+def test_token_kind_on_a_hand_built_example() -> None:
+    pieces = {" 25": "number", "100": "number", " *": "operator", " =": "operator", "####": "operator", " $": "operator",
+              " discount": "word", "The": "word", ".": "other", "\n": "other", " 3x": "other"}
+    assert {p: token_kind(p) for p in pieces} == pieces
+
+
+def test_lab_config_rejects_unknown_keys_and_bad_templates() -> None:
+    with pytest.raises(VptError, match="unknown lab key"):
+        LabConfig.from_dict({"targett": "percent"})
+    with pytest.raises(VptError, match="heldout_templates"):
+        LabConfig(heldout_templates=[0, 1, 2, 3])
+
+
+def test_snakemake_dry_run_lists_the_lab_jobs(tmp_path: Path) -> None:
+    work = make_workdir(tmp_path / "work")
+    r = snakemake("-n", "results/lab/report.md", "--configfile", "config/lab.yaml", cwd=work, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    counts = dict(re.findall(r"^(lab_\w+)\s+(\d+)$", r.stdout, re.M))
+    cfg = load_lab(work / "config" / "lab.yaml")
+    assert counts == {"lab_data": "1", "lab_base": "1", "lab_run": str(len(cfg.methods) * len(cfg.seeds)),
+                      "lab_probe": "1", "lab_report": "1"}
+
+
+def test_packed_rows_tokenize_like_evaluation(tmp_path: Path) -> None:
+    """Evaluation re-tokenizes text with vpt.lab.run.lab_tokenizer: it must reproduce the packed
+    training rows (a checkpoint's saved tokenizer copy does not: it loads as Qwen2's class)."""
+    from vpt.data.pack import open_packed
+    from vpt.lab.data import prepare
+
+    cfg = _small()
+    cfg.vocab_size = 300
+    prepare(cfg, tmp_path / "data")
+    from vpt.lab.run import lab_tokenizer
+
+    tok = lab_tokenizer(tmp_path / "data")
+    ids, _, _ = open_packed(tmp_path / "data" / "packed")
+    row = ids[0][:60].astype(int).tolist()  # the stream starts at a document's "Question:"
+    again = tok(tok.decode(row), add_special_tokens=False)["input_ids"]
+    assert again[:50] == row[:50]

@@ -1,0 +1,33 @@
+"""The CPU lab: does value feedback steer continued pretraining, and do the ablations not?
+
+A controlled, small version of the paper's language experiment (sections 3-4, A.6) that runs on
+2 CPU cores, with statistics over seeds. Fixed in config/lab.yaml before any tuning:
+
+Data (vpt.lab.data), all from the seeded problem generator (vpt.data.synth):
+  - the unlabeled corpus mixes the 8 problem families; the downstream skill, one family (the
+    target, `percent`), is a known minority (target_share, ~15% of documents) and appears only
+    through its *training* templates;
+  - the feedback set: labeled target-family problems from the training templates, used only to
+    compute g_down (the learner is never trained on them);
+  - validation and test: target-family problems from *held-out* templates, with their own
+    generator seeds; validation is for tuning, test is the report's metric and is not looked at
+    during tuning. A held-out template shares no (template, numbers) combination with training;
+  - nontarget: the other families, to show any trade-off.
+
+Learner: a tiny Qwen2 pretrained from scratch with ntp on the corpus (one base model), then
+continued-pretrained by each method with the project's compute-matched Trainer: same steps,
+batch, optimizer, schedule and, per seed, the same data order. Seeds (>= 5) vary data order,
+designer initialization and feedback batches; method comparisons are paired by seed.
+
+Metrics (vpt.lab.evaluate): held-out answer loss (teacher-forced CE of answer tokens) and greedy
+exact-match accuracy against learner steps; the non-target families' answer loss.
+Statistics (vpt.lab.stats): mean and Student-t 95% CI over seeds; paired t-test and exact
+Wilcoxon signed-rank against ntp on the final metric; Pearson r with a percentile bootstrap CI
+for the A.6 probe (vpt.lab.probe, which reuses vpt.train.probe).
+The designer (vpt.lab.alpha): alpha per problem family and per kind of target token (numbers,
+operators, words, other) on documents of every family.
+
+Wiring: workflow/rules/lab.smk (loaded by the Snakefile only for a config with a `lab:` section)
+runs `python -m vpt.lab data|base|run|probe|report`; the report is results/lab/report.md with
+figures under results/lab/.
+"""

@@ -1,0 +1,113 @@
+"""The `lab:` section of config/lab.yaml as dataclasses, checked on load."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vpt.data.synth import FAMILIES, N_TEMPLATES
+from vpt.errors import VptError
+from vpt.train.config import METHODS
+
+
+@dataclass
+class SplitSpec:
+    """One generated split: n problems from the seeded generator."""
+
+    n: int
+    seed: int
+
+
+@dataclass
+class LabConfig:
+    out_dir: str = "results/lab"
+    target: str = "percent"  # the downstream skill: feedback and evaluation use only this family
+    target_share: float = 0.15  # its share of the unlabeled stream (a known minority)
+    heldout_templates: list[int] = field(default_factory=lambda: [3])  # target templates never trained on
+    corpus: SplitSpec = field(default_factory=lambda: SplitSpec(6000, 100))
+    feedback: SplitSpec = field(default_factory=lambda: SplitSpec(256, 200))  # labeled, training templates
+    validation: SplitSpec = field(default_factory=lambda: SplitSpec(128, 300))  # tuning only
+    test: SplitSpec = field(default_factory=lambda: SplitSpec(128, 400))  # fixed before any tuning
+    nontarget: SplitSpec = field(default_factory=lambda: SplitSpec(128, 500))  # other families: trade-off
+    probe: SplitSpec = field(default_factory=lambda: SplitSpec(128, 600))  # A.6 held-out probe batches
+    alpha_docs: SplitSpec = field(default_factory=lambda: SplitSpec(32, 700))  # per family, for the alpha analysis
+    vocab_size: int = 1024
+    seq_len: int = 128
+    architecture: dict[str, Any] = field(default_factory=dict)
+    base: dict[str, Any] = field(default_factory=dict)  # TrainConfig keys of the from-scratch ntp pretraining
+    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig keys shared by every method
+    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
+    eval_steps: list[int] = field(default_factory=list)  # learner steps evaluated (the last one is final)
+    eval_split: str = "test"  # test for the report; validation while tuning
+    max_new_tokens: int = 48
+    probe_runs: dict[str, Any] = field(default_factory=lambda: {"probes": 64, "etas": [1e-3, 1e-2, 1e-1], "batch_size": 8, "method": "vpt", "seed": 0})
+    bootstrap: int = 2000
+
+    def __post_init__(self) -> None:
+        if self.target not in FAMILIES:
+            raise VptError(f"lab.target: {self.target!r} is not a synth family ({', '.join(FAMILIES)})")
+        n = N_TEMPLATES[self.target]
+        if not self.heldout_templates or not set(self.heldout_templates) < set(range(n)):
+            raise VptError(f"lab.heldout_templates: {self.heldout_templates} must be a proper subset of 0..{n - 1}")
+        if not 0 < self.target_share < 1:
+            raise VptError(f"lab.target_share: {self.target_share} must be in (0, 1)")
+        bad = [m for m in self.methods if m not in METHODS]
+        if bad:
+            raise VptError(f"lab.methods: unknown {bad}; choose from {', '.join(METHODS)}")
+        if len(set(self.seeds)) < 2:
+            raise VptError(f"lab.seeds: {self.seeds}; a paired test needs at least 2 seeds")
+        if self.eval_split not in ("test", "validation"):
+            raise VptError(f"lab.eval_split: {self.eval_split!r}; choose test or validation")
+
+    @property
+    def train_templates(self) -> list[int]:
+        return [t for t in range(N_TEMPLATES[self.target]) if t not in self.heldout_templates]
+
+    @property
+    def steps(self) -> int:
+        return int(self.train["steps"])
+
+    @property
+    def families(self) -> dict[str, float]:
+        """Sampling weights that give the target exactly target_share of documents in expectation."""
+        others = [f for f in FAMILIES if f != self.target]
+        w = self.target_share * len(others) / (1 - self.target_share)
+        return {**{f: 1.0 for f in others}, self.target: w}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], source: str = "lab") -> LabConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise VptError(f"{source}: unknown lab key(s) {unknown}; allowed: {', '.join(sorted(names))}")
+        kw = {k: (SplitSpec(**v) if isinstance(v, dict) and k in _SPLITS else v) for k, v in d.items()}
+        return cls(**kw)
+
+
+_SPLITS = ("corpus", "feedback", "validation", "test", "nontarget", "probe", "alpha_docs")
+
+
+def _set(d: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    for k in parents:
+        d = d.setdefault(k, {})
+    d[last] = value
+
+
+def load_lab(path: str | Path, overrides: list[str] | None = None) -> LabConfig:
+    """The lab section of `path`, with KEY=YAML overrides (pilots and tuning runs)."""
+    raw = yaml.safe_load(Path(path).read_text())
+    if not isinstance(raw, dict) or "lab" not in raw:
+        raise VptError(f"{path}: no `lab:` section")
+    lab = raw["lab"]
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise VptError(f"override {item!r}: expected KEY=VALUE")
+        _set(lab, key, yaml.safe_load(value))
+    return LabConfig.from_dict(lab, f"{path}: lab")

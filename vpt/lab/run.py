@@ -1,0 +1,119 @@
+"""Train the lab's learners with the project's Trainer and evaluate them.
+
+base: ntp from scratch on the lab corpus (one model, shared by every continued run).
+run(method, seed): continued pretraining from base, identical for every method except the
+target construction (compute-matched: same data order per seed, batch, optimizer, schedule and
+learner steps); snapshots at eval_steps are evaluated on the evaluation split and the
+non-target families, written to <run>/evals.json.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from vpt.data.tokenizer import load_tokenizer
+from vpt.io import write_json
+from vpt.lab.config import LabConfig
+from vpt.lab.data import feedback_table, read_split
+from vpt.lab.evaluate import answer_losses, greedy_correct
+from vpt.models.learner import load_learner
+from vpt.train import checkpoint as ckpt
+from vpt.train.config import TrainConfig
+from vpt.train.loop import RunSpec, Trainer
+
+
+def lab_tokenizer(data: Path) -> PreTrainedTokenizerBase:
+    """The tokenizer the corpus was packed with. Not the copy saved next to a checkpoint: loaded
+    from a directory that also holds the model's config.json, AutoTokenizer picks the model's
+    tokenizer class (Qwen2), which splits every digit and so tokenizes " 8" unlike training."""
+    return load_tokenizer(data / "tokenizer")
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def train_config(cfg: LabConfig, method: str, seed: int) -> TrainConfig:
+    d = _merge(cfg.train, {"method": method, "seed": seed, "snapshot_steps": [s for s in cfg.eval_steps if s < cfg.steps],
+                           "checkpoint_every": cfg.steps, "keep_checkpoints": 1})
+    return TrainConfig.from_dict(d)
+
+
+def pretrain_base(cfg: LabConfig, out: Path) -> dict[str, Any]:
+    data = out / "data"
+    tcfg = TrainConfig.from_dict(_merge(cfg.base, {"method": "ntp", "keep_checkpoints": 1}))
+    spec = RunSpec(out / "base", data / "packed", str(data / "tokenizer"), architecture=cfg.architecture)
+    t0 = time.perf_counter()
+    summary = Trainer(tcfg, spec, device="cpu").run()
+    summary["seconds"] = time.perf_counter() - t0
+    write_json(out / "base" / "base.json", summary)
+    return summary
+
+
+def run_dir(out: Path, method: str, seed: int) -> Path:
+    return out / "runs" / f"{method}_s{seed}"
+
+
+def train_run(cfg: LabConfig, out: Path, method: str, seed: int) -> dict[str, Any]:
+    data = out / "data"
+    fb = feedback_table(read_split(data, "feedback"), "fb")
+    spec = RunSpec(run_dir(out, method, seed), data / "packed", str(data / "tokenizer"),
+                   learner_path=str(out / "base" / "final"), feedback_table=fb)
+    t0 = time.perf_counter()
+    trainer = Trainer(train_config(cfg, method, seed), spec, device="cpu")
+    summary = trainer.run()
+    summary["train_seconds"] = time.perf_counter() - t0
+    evals = evaluate_run(cfg, out, method, seed)
+    summary["eval_seconds"] = evals["seconds"]
+    write_json(spec.run_dir / "summary.json", summary)
+    return summary
+
+
+def model_at(out: Path, method: str, seed: int, step: int, steps: int) -> Path:
+    rd = run_dir(out, method, seed)
+    return rd / "final" if step == steps else ckpt.snapshot_dir(rd, step)
+
+
+def evaluate_model(cfg: LabConfig, data: Path, path: Path, split: str) -> dict[str, Any]:
+    model = load_learner(str(path), None, torch.float32, "sdpa").eval()
+    tok = lab_tokenizer(data)
+    ev, other = read_split(data, split), read_split(data, "nontarget")
+    loss = answer_losses(model, tok, ev)
+    correct, texts = greedy_correct(model, tok, ev, cfg.max_new_tokens)
+    other_loss = answer_losses(model, tok, other)
+    return {
+        "answer_loss": float(loss.mean()), "accuracy": float(correct.mean()),
+        "nontarget_answer_loss": float(other_loss.mean()),
+        "nontarget_by_family": {f: float(other_loss[(other["family"] == f).to_numpy()].mean()) for f in sorted(set(other["family"]))},
+        "per_item_loss": loss.tolist(), "per_item_correct": correct.tolist(), "completions": texts[:5],
+    }
+
+
+def evaluate_run(cfg: LabConfig, out: Path, method: str, seed: int) -> dict[str, Any]:
+    """Every eval step's snapshot (and step 0: the base model) on cfg.eval_split."""
+    t0 = time.perf_counter()
+    rows = []
+    for step in [0, *cfg.eval_steps]:
+        path = out / "base" / "final" if step == 0 else model_at(out, method, seed, step, cfg.steps)
+        rows.append({"step": step, **evaluate_model(cfg, out / "data", path, cfg.eval_split)})
+    result = {"method": method, "seed": seed, "split": cfg.eval_split, "evals": rows, "seconds": time.perf_counter() - t0}
+    write_json(run_dir(out, method, seed) / "evals.json", result)
+    return result
+
+
+def load_evals(out: Path, method: str, seed: int) -> dict[str, Any]:
+    return json.loads((run_dir(out, method, seed) / "evals.json").read_text())
+
+
+def final_metric(ev: dict[str, Any], key: str = "answer_loss") -> float:
+    return float(np.asarray(ev["evals"][-1][key]))

@@ -1,0 +1,89 @@
+# The CPU lab (vpt.lab, config/lab.yaml): data -> base learner -> one job per method x seed ->
+# the A.6 probe -> results/lab/report.md. Each job's settings are stamped (vpt.workflow.stamp),
+# so editing e.g. lab.train reruns the runs and the report but not the data or the base model.
+import sys
+
+from vpt import workflow as W
+
+LAB = config["lab"]
+LAB_OUT = LAB.get("out_dir", "results/lab")
+LAB_PY = f"'{sys.executable}' -m vpt.lab"
+# the resolved lab section (--config overrides included), content-addressed: what every job reads
+LAB_CONFIG = W.stamp("lab/config", {"name": config.get("name", "lab"), "lab": LAB})
+_DATA_KEYS = ("target", "target_share", "heldout_templates", "corpus", "feedback", "validation", "test",
+              "nontarget", "probe", "alpha_docs", "vocab_size", "seq_len")
+_DATA = {k: LAB.get(k) for k in _DATA_KEYS}
+_BASE = {"data": _DATA, "architecture": LAB.get("architecture"), "base": LAB.get("base")}
+_RUN = {**_BASE, **{k: LAB.get(k) for k in ("train", "eval_steps", "eval_split", "max_new_tokens")}}
+
+
+def _lab(key, default):
+    return LAB.get(key, default)
+
+
+rule lab_report:
+    input:
+        evals=expand(f"{LAB_OUT}/runs/{{method}}_s{{seed}}/evals.json",
+                     method=_lab("methods", ["ntp", "vpt", "random_feedback", "uniform_smoothing", "self_distill"]),
+                     seed=_lab("seeds", [0, 1, 2, 3, 4])),
+        probe=f"{LAB_OUT}/probe.json",
+        stamp=W.stamp("lab/report", {**_RUN, "bootstrap": LAB.get("bootstrap"), "methods": LAB.get("methods"),
+                                     "seeds": LAB.get("seeds")}),
+    output:
+        f"{LAB_OUT}/report.md",
+    log:
+        f"{LAB_OUT}/logs/report.log",
+    shell:
+        "{LAB_PY} report --config {LAB_CONFIG} > {log} 2>&1"
+
+
+rule lab_data:
+    input:
+        stamp=W.stamp("lab/data", _DATA),
+    output:
+        f"{LAB_OUT}/data/data.json",
+    log:
+        f"{LAB_OUT}/logs/data.log",
+    shell:
+        "{LAB_PY} data --config {LAB_CONFIG} > {log} 2>&1"
+
+
+rule lab_base:
+    input:
+        f"{LAB_OUT}/data/data.json",
+        stamp=W.stamp("lab/base", _BASE),
+    output:
+        f"{LAB_OUT}/base/base.json",
+    threads: 2
+    log:
+        f"{LAB_OUT}/logs/base.log",
+    shell:
+        "{LAB_PY} base --threads {threads} --config {LAB_CONFIG} > {log} 2>&1"
+
+
+rule lab_run:
+    input:
+        f"{LAB_OUT}/base/base.json",
+        stamp=W.stamp("lab/run", _RUN),
+    output:
+        f"{LAB_OUT}/runs/{{method}}_s{{seed}}/evals.json",
+    wildcard_constraints:
+        method="ntp|vpt|random_feedback|uniform_smoothing|self_distill",
+        seed=r"\d+",
+    threads: 1
+    log:
+        f"{LAB_OUT}/logs/run_{{method}}_s{{seed}}.log",
+    shell:
+        "{LAB_PY} run --method {wildcards.method} --seed {wildcards.seed} --config {LAB_CONFIG} > {log} 2>&1"
+
+
+rule lab_probe:
+    input:
+        f"{LAB_OUT}/runs/{_lab('probe_runs', {}).get('method', 'vpt')}_s{_lab('probe_runs', {}).get('seed', 0)}/evals.json",
+        stamp=W.stamp("lab/probe", {**_RUN, "probe_runs": LAB.get("probe_runs")}),
+    output:
+        f"{LAB_OUT}/probe.json",
+    log:
+        f"{LAB_OUT}/logs/probe.log",
+    shell:
+        "{LAB_PY} probe --config {LAB_CONFIG} > {log} 2>&1"
