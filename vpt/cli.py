@@ -163,11 +163,11 @@ def cmd_pack(args: argparse.Namespace) -> None:
 
 def resolve_run(cfg: dict[str, Any], run: str | None, method: str | None) -> Any:
     """A grid run from --run <id>, or the default run of --method (vpt.grid.default_run)."""
-    from vpt.grid import Run, default_run
+    from vpt.grid import Run, default_run, model_keys
 
     if run:
         r = Run.parse(run)
-        models = (["base"] if "base_model" in cfg else []) + list(cfg["models"])
+        models = model_keys(cfg)
         if r.model not in models:
             raise UsageError(f"run {run!r}: model {r.model!r} is not in the config; choose one of: {', '.join(models)}")
         if r.corpus not in cfg["pack"]["variants"]:
@@ -308,14 +308,14 @@ def cmd_report(args: argparse.Namespace) -> None:
     from vpt import paths
     from vpt import workflow as W
     from vpt.report.build import write_one
+    from vpt.grid import model_keys
     from vpt.report.load import load_records
 
     cfg = _cfg(args)
     if args.name not in W.REPORTS:
         raise UsageError(f"unknown report {args.name!r}; choose one of: {', '.join(W.REPORTS)}")
     records = load_records(cfg, W.report_evaluations(cfg, args.name))
-    models = (["base"] if "base_model" in cfg else []) + list(cfg["models"])
-    layout = {"models": {m: model_label(m) for m in models}}
+    layout = {"models": {m: model_label(m) for m in model_keys(cfg)}}
     written = write_one(args.name, records, layout, paths.results_dir(cfg) / "tables", paths.results_dir(cfg) / "figures")
     log.info("%s from %d evaluation records -> %s", args.name, len(records), ", ".join(map(str, written)))
 

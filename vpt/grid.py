@@ -73,6 +73,11 @@ def parse_checkpoint_label(label: str) -> int | None:
     return int(m[1])
 
 
+def model_keys(cfg: Config) -> list[str]:
+    """Learners a run may name: the config's `models`, plus "base" with the embedded base model."""
+    return (["base"] if "base_model" in cfg else []) + list(cfg["models"])
+
+
 def default_corpus(cfg: Config) -> str:
     """The packed variant a group trains on unless it says: raw when packed (the paper's main
     runs), else the only one there is."""
@@ -124,18 +129,17 @@ def snapshot_steps(cfg: Config, run: Run) -> list[int]:
     return sorted(s for s in steps if s < train_steps(cfg))  # the last step is the final model
 
 
+def group_evaluations(cfg: Config, name: str) -> list[tuple[Run, int | None, str]]:
+    """(run, checkpoint step or None for final, task) of every evaluation one group asks for."""
+    s = group_spec(cfg, name)
+    steps = [None, *(st for st in s["eval_steps"] if st < train_steps(cfg))]  # the last step is the final model
+    return [(run, step, task) for run in group_runs(cfg, name) for task in s["tasks"] for step in steps]
+
+
 def evaluations(cfg: Config) -> list[tuple[Run, int | None, str]]:
     """Every (run, checkpoint step or None for final, task) the grid evaluates, without repeats."""
-    out: set[tuple[Run, int, str]] = set()
-    for g in cfg["grid"]:
-        s = group_spec(cfg, g)
-        for run in group_runs(cfg, g):
-            for task in s["tasks"]:
-                out.add((run, -1, task))
-                for step in s["eval_steps"]:
-                    if step < train_steps(cfg):
-                        out.add((run, step, task))
-    return [(r, None if st < 0 else st, t) for r, st, t in sorted(out, key=lambda x: (x[0].id, x[1], x[2]))]
+    out = {e for g in cfg["grid"] for e in group_evaluations(cfg, g)}
+    return sorted(out, key=lambda e: (e[0].id, -1 if e[1] is None else e[1], e[2]))
 
 
 def run_train_section(cfg: Config, run: Run) -> dict[str, Any]:
@@ -153,8 +157,7 @@ def run_train_section(cfg: Config, run: Run) -> dict[str, Any]:
 def check_grid(cfg: Config) -> list[str]:
     """Cross-references of the grid the schema cannot express (used by vpt.config)."""
     problems: list[str] = []
-    models = ["base"] if "base_model" in cfg else []
-    models += list(cfg["models"])
+    models = model_keys(cfg)
     steps = train_steps(cfg)
     for name, g in cfg["grid"].items():
         for m in g.get("models") or [cfg["learner"]]:

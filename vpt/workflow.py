@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 
 from vpt import paths
-from vpt.grid import (FEEDBACK_METHODS, RUN_ID_PATTERN, Run, all_runs, checkpoint_label, default_run, evaluations, group_runs, group_spec,
-                      run_train_section, train_steps)
+from vpt.grid import (FEEDBACK_METHODS, RUN_ID_PATTERN, Run, all_runs, checkpoint_label, default_run, evaluations,
+                      group_evaluations, group_spec, run_train_section)
 from vpt.io import write_text
 
 Config = dict[str, Any]
@@ -220,18 +220,8 @@ PRIMARY_TASK = {"table2": "omega_id", "figure3_passk": "gsm8k_passk"}
 
 def report_evaluations(cfg: Config, name: str) -> list[tuple[str, Run, int | None, str]]:
     """(group, run, step, task) of every evaluation a report reads."""
-    out = []
-    for group, tasks in REPORTS[name][1]:
-        if group not in cfg["grid"]:
-            continue
-        spec = group_spec(cfg, group)
-        for run in group_runs(cfg, group):
-            for task in tasks:
-                if task not in spec["tasks"]:
-                    continue
-                for step in [None, *(s for s in spec["eval_steps"] if s < train_steps(cfg))]:
-                    out.append((group, run, step, task))
-    return out
+    return [(group, run, step, task) for group, tasks in REPORTS[name][1] if group in cfg["grid"]
+            for run, step, task in group_evaluations(cfg, group) if task in tasks]
 
 
 def reports(cfg: Config) -> list[str]:
