@@ -1,0 +1,90 @@
+"""Side-by-side measurement of two (or more) arms on a noisy machine.
+
+Each measurement runs in a fresh spawned process, so peak memory (CUDA peak allocated, or the
+process's peak RSS on CPU) belongs to that arm alone and no arm inherits another's caches or
+allocator state. Arms alternate A B B A A B ... so slow drift of the machine (thermal state,
+other tenants) falls on both arms equally; ratios are formed within a repeat and summarised by
+their median and range over repeats.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import resource
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from vpt.progress import progress
+
+Measure = Callable[[str, dict[str, Any]], dict[str, float]]
+
+
+def order(arms: Sequence[str], repeat: int) -> list[str]:
+    """ABBA: even repeats in the given order, odd repeats reversed."""
+    return list(arms) if repeat % 2 == 0 else list(reversed(arms))
+
+
+def reset_peak_rss() -> bool:
+    """Start a new peak-RSS window (Linux: clear_refs 5 resets VmHWM to the current RSS). Needed
+    because a spawned child inherits its parent's high-water mark across fork and exec."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process since the last reset (VmHWM), else since start."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return int(rss if sys.platform == "darwin" else rss * 1024)
+
+
+def _call(measure: Measure, arm: str, settings: dict[str, Any]) -> dict[str, float]:
+    return measure(arm, settings)
+
+
+def run_isolated(measure: Measure, arm: str, settings: dict[str, Any]) -> dict[str, float]:
+    """measure(arm, settings) in a fresh spawned process (measure must be a module-level function)."""
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(1, maxtasksperchild=1) as pool:
+        return pool.apply(_call, (measure, arm, settings))
+
+
+def alternate(
+    arms: Sequence[str], repeats: int, measure: Measure, settings: dict[str, Any], isolate: bool = True, desc: str = "bench",
+) -> list[dict[str, Any]]:
+    """One row {arm, repeat, **metrics} per (repeat, arm), in the order they ran."""
+    rows: list[dict[str, Any]] = []
+    plan = [(r, arm) for r in range(repeats) for arm in order(arms, r)]
+    for r, arm in progress(plan, desc=desc, unit="run"):
+        metrics = run_isolated(measure, arm, settings) if isolate else measure(arm, settings)
+        rows.append({"arm": arm, "repeat": r, **metrics})
+    return rows
+
+
+def ratio_summary(rows: list[dict[str, Any]], numerator: str, denominator: str, metric: str) -> dict[str, Any]:
+    """numerator/denominator of `metric` within each repeat: median, min, max and every value."""
+    by = {(row["repeat"], row["arm"]): row[metric] for row in rows if metric in row}
+    values = [by[(r, numerator)] / by[(r, denominator)] for r in sorted({r for r, _ in by})
+              if (r, numerator) in by and (r, denominator) in by and by[(r, denominator)]]
+    if not values:
+        return {"median": None, "min": None, "max": None, "per_repeat": []}
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "per_repeat": values}
+
+
+def arm_summary(rows: list[dict[str, Any]], arm: str, metric: str) -> dict[str, Any]:
+    values = [row[metric] for row in rows if row["arm"] == arm and row.get(metric) is not None]
+    if not values:
+        return {"median": None, "min": None, "max": None}
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
