@@ -265,3 +265,21 @@ def test_a_rebuilt_input_at_the_same_path_starts_fresh(world: dict, tmp_path: Pa
     corpus = pd.DataFrame(generate(SynthConfig(n_docs=400, seed=5)))  # the corpus is repacked in place
     pack(corpus, load_tokenizer(world["root"] / "tok"), PackConfig(seq_len=48, shuffle_buffer=50, seed=0), packed, "t", "s")
     assert Trainer(cfg, spec(), device="cpu").step == 0
+
+
+def test_fast_meta_paths_train_the_same_run_as_the_plain_path(world: dict) -> None:
+    """Fused finite difference + scope-boundary replay against the plain two-sided full-forward
+    path, in a whole run (scope last:1 of 2 blocks, so the replay really skips a block)."""
+    rows = {}
+    for name, fast in (("fast", True), ("plain", False)):
+        t = make(world, f"paths-{name}", "vpt", steps=8, dtype="float64",
+                 value={"fd_fused": fast, "scope_cache": fast, "fd_eps": 1e-4})
+        assert (t.boundary is not None) == fast
+        t.run()
+        rows[name] = t.metrics.rows
+        rows[name + "_params"] = params(t)
+    values = [(r["value"], s["value"]) for r, s in zip(rows["fast"], rows["plain"]) if "value" in r]
+    assert len(values) == 4
+    assert all(a == pytest.approx(b, rel=1e-6) for a, b in values)
+    assert [r["loss"] for r in rows["fast"]] == pytest.approx([r["loss"] for r in rows["plain"]], rel=1e-6)
+    assert all(torch.allclose(p, q, rtol=1e-6, atol=1e-9) for p, q in zip(rows["fast_params"], rows["plain_params"]))

@@ -122,3 +122,76 @@ def test_scope_selection() -> None:
         scope_parameters(model, "first:2")
     with pytest.raises(VptError, match="has 4 blocks"):
         scope_parameters(model, "last:9")
+
+
+# ---------------------------------------------------------------------------- fast paths
+
+
+def qwen2_setup():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(1)
+    cfg = Qwen2Config(vocab_size=V, hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4,
+                      num_key_value_heads=2, max_position_embeddings=64, attn_implementation="eager")
+    model = Qwen2ForCausalLM(cfg).double().eval()
+    designer = TaskDesigner(DesignerConfig(vocab_size=V, n_layer=1, n_embd=16, n_head=2, K=K)).double()
+    torch.nn.init.normal_(designer.gate.weight, std=0.5)
+    ids = torch.randint(0, V, (2, 10))
+    labels = ids.clone()
+    labels[:, :3] = -100
+    return model, designer, ids, labels
+
+
+@pytest.mark.parametrize("model_kind", ["gpt2", "qwen2"])
+@pytest.mark.parametrize("estimator", ["autograd", "jvp", "finite_difference"])
+def test_scope_boundary_replay_matches_the_full_forward(setup, model_kind: str, estimator: str) -> None:
+    """The fast path (meta-step forwards start at the scope from the kept activations) gives the
+    plain path's numbers for every estimator, and leaves the model's blocks as they were."""
+    from vpt.value.boundary import ScopeBoundary
+    from vpt.value.scope import transformer_blocks
+
+    if model_kind == "gpt2":
+        model, designer, obj0, scope, u = setup
+        ids, labels, cand = obj0.ids, None, obj0.cand
+        labels = ids.clone()
+        labels[:, :4] = -100
+    else:
+        model, designer, ids, labels = qwen2_setup()
+        with torch.no_grad():
+            cand = logits_of(model, ids).topk(K, dim=-1).indices
+        scope = scope_parameters(model, "last:2")
+        u = [torch.randn_like(p) * 1e-2 for _, p in scope]
+    params, dp = [p for _, p in scope], list(designer.parameters())
+    blocks_before = list(transformer_blocks(model))
+    boundary = ScopeBoundary(model, "last:2")
+    assert boundary.index == len(blocks_before) - 2
+    with boundary.capture(ids):
+        logits_of(model, ids)
+    plain = LanguageValueObjective(model, scope, designer, ids, labels, cand)
+    fast = LanguageValueObjective(model, scope, designer, ids, labels, cand, boundary)
+    assert fast.boundary is boundary and plain.boundary is None
+    calls: list[int] = []
+    hook = blocks_before[0].register_forward_hook(lambda *_: calls.append(1))
+    fast_out = fast.learner_outputs()
+    assert not calls  # the blocks below the scope did not run ...
+    assert torch.allclose(fast_out, plain.learner_outputs(), rtol=0, atol=1e-12)  # ... and nothing changed
+    assert calls
+    hook.remove()
+    a = meta_gradient(estimator, plain, params, u, dp, fd_eps=1e-4)
+    b = meta_gradient(estimator, fast, params, u, dp, fd_eps=1e-4)
+    assert b.value == pytest.approx(a.value, rel=1e-9)
+    assert rel(b.grads, a.grads) < 1e-9
+    assert list(transformer_blocks(model)) == blocks_before
+    # a boundary kept for another batch is never used
+    assert LanguageValueObjective(model, scope, designer, ids.clone(), labels, cand, boundary).boundary is None
+
+
+def test_fused_finite_difference_equals_the_two_sided_one(setup) -> None:
+    _, designer, obj, scope, u = setup
+    params, dp = [p for _, p in scope], list(designer.parameters())
+    fused = meta_gradient("finite_difference", obj, params, u, dp, fd_eps=1e-4, fused=True)
+    plain = meta_gradient("finite_difference", obj, params, u, dp, fd_eps=1e-4, fused=False)
+    ref = meta_gradient("autograd", obj, params, u, dp)
+    assert fused.value == pytest.approx(plain.value, rel=1e-9)
+    assert rel(fused.grads, plain.grads) < 1e-9
+    assert rel(fused.grads, ref.grads) < 1e-3

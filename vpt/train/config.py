@@ -33,6 +33,8 @@ class ValueSection:
     scope: str = "last:2"  # last:<k> | all | adapters
     kind: str = "dot"  # dot | cosine
     fd_eps: float = 1e-3
+    fd_fused: bool = True  # fast path: one designer pass on the differenced learner outputs
+    scope_cache: bool = True  # fast path: meta-step learner forwards start at the scope (vpt.value.boundary)
 
 
 @dataclass

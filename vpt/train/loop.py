@@ -43,6 +43,7 @@ from vpt.train.data import FeedbackSet, PackedBatches
 from vpt.train.metrics import MetricsLog
 from vpt.train.objective import LanguageValueObjective, Shifted, learner_loss, logits_of, ntp_loss, step_targets
 from vpt.train.schedule import warmup_cosine
+from vpt.value.boundary import ScopeBoundary
 from vpt.value.estimators import cosine_meta_gradient, meta_gradient
 from vpt.value.flat import norm, random_like
 from vpt.value.scope import scope_parameters
@@ -177,6 +178,8 @@ class Trainer:
         self.d_params = list(self.designer.parameters())
         self.d_opt = torch.optim.AdamW(self.d_params, lr=d.lr, weight_decay=d.weight_decay)
         self.scope = scope_parameters(self.model, cfg.value.scope)
+        use = cfg.value.scope_cache and cfg.value.scope.startswith("last:")
+        self.boundary = ScopeBoundary(self.model, cfg.value.scope) if use else None
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.autocast_dtype is None:
@@ -200,12 +203,14 @@ class Trainer:
                 raise VptError(f"step {self.step + 1}: the feedback gradient is exactly zero (no labeled answer tokens "
                                f"in the feedback batch?); check train.feedback")
             direction = g_down if cfg.method == "vpt" else random_like(g_down, g_norm, self.gen)
-            obj = LanguageValueObjective(self.model, self.scope, self.designer, ids, labels, cand)
+            obj = LanguageValueObjective(self.model, self.scope, self.designer, ids, labels, cand, self.boundary)
             if v.kind == "dot":
-                mg = meta_gradient(v.estimator, obj, scope, direction, self.d_params, v.fd_eps)
+                mg = meta_gradient(v.estimator, obj, scope, direction, self.d_params, v.fd_eps, v.fd_fused)
             else:
                 g_pre = torch.autograd.grad(obj.loss(learner_graph=True), scope)
-                mg = cosine_meta_gradient(v.estimator, obj, scope, direction, g_pre, self.d_params, v.fd_eps)
+                mg = cosine_meta_gradient(v.estimator, obj, scope, direction, g_pre, self.d_params, v.fd_eps, v.fd_fused)
+        if self.boundary is not None:
+            self.boundary.clear()
         for p, g in zip(self.d_params, mg.grads):
             p.grad = -g  # ascend V
         d_norm = torch.nn.utils.clip_grad_norm_(self.d_params, cfg.designer.grad_clip)
@@ -223,7 +228,9 @@ class Trainer:
             group["lr"] = lr
         ids, labels = (t.to(self.device) for t in self.data.next())
         row: dict[str, Any] = {"step": self.step + 1, "lr": lr}
-        with self._autocast():
+        meta = self.is_meta_step(self.step)
+        keep = self.boundary.capture(ids) if meta and self.boundary is not None else contextlib.nullcontext()
+        with self._autocast(), keep:
             logits = logits_of(self.model, ids)
         logits = logits.to(torch.float64 if self.param_dtype == torch.float64 else torch.float32)
         b = Shifted.of(ids, labels, logits.dtype)
@@ -233,7 +240,7 @@ class Trainer:
             raise NonFiniteError(f"step {self.step + 1}: loss is {loss.item()}; the last good checkpoint is kept")
         loss.backward()
         del logits
-        if self.is_meta_step(self.step):
+        if meta:
             t_meta = time.perf_counter()
             assert targets.cand is not None
             row.update(self.meta_step(ids, labels, targets.cand))

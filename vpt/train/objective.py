@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import contextlib
+
 import torch
 import torch.autograd.forward_ad as fwAD
 from torch import nn
@@ -14,6 +16,7 @@ from torch.func import functional_call
 from vpt.data.pack import IGNORE
 from vpt.losses.soft_target import candidate_logprobs, self_distill_targets, soft_target_ce, uniform_targets
 from vpt.models.designer import DesignerOutput, TaskDesigner
+from vpt.value.boundary import ScopeBoundary
 from vpt.value.flat import Vec
 
 
@@ -83,14 +86,21 @@ def step_targets(
 
 
 class LanguageValueObjective:
-    """L_pre(theta; phi) on one unlabeled batch with candidates fixed, for the estimators."""
+    """L_pre(theta; phi) on one unlabeled batch with candidates fixed, for the estimators.
+
+    L is linear in the learner's log-probs at the 1+K ids, and the designer does not depend on
+    theta, so it also offers the split the fused finite difference uses: the learner's log-probs
+    (no graph) and the loss of any such tensor as a function of phi. With a `boundary` that
+    captured this batch's learner forward, learner forwards start at the alignment scope.
+    """
 
     def __init__(
         self, model: nn.Module, scope: Sequence[tuple[str, nn.Parameter]], designer: TaskDesigner,
-        ids: torch.Tensor, labels: torch.Tensor, cand: torch.Tensor,
+        ids: torch.Tensor, labels: torch.Tensor, cand: torch.Tensor, boundary: ScopeBoundary | None = None,
     ) -> None:
         self.model, self.scope, self.designer = model, scope, designer
         self.ids, self.cand = ids, cand
+        self.boundary = boundary if boundary is not None and boundary.holds(ids) else None
         self.b = Shifted.of(ids, labels, next(designer.parameters()).dtype)
         self.all_ids = torch.cat([self.b.target[..., None], cand], dim=-1)  # (B, T, 1+K)
 
@@ -101,11 +111,24 @@ class LanguageValueObjective:
         lp = lp.to(out.probs.dtype)
         return soft_target_ce(lp[..., 0], self.b.mask, out.alpha, out.probs, lp[..., 1:])
 
+    def _learner_logprobs(self, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """(B, T, 1+K) learner log-probs at the label and the candidates."""
+        replay = self.boundary.replay() if self.boundary is not None else contextlib.nullcontext()
+        with replay:
+            return candidate_logprobs(logits_of(self.model, self.ids, params), self.all_ids)
+
     def loss(self, learner_graph: bool) -> torch.Tensor:
         out = self._designer()
         with torch.set_grad_enabled(learner_graph):
-            lp = candidate_logprobs(logits_of(self.model, self.ids), self.all_ids)
+            lp = self._learner_logprobs()
         return self._combine(lp, out)
+
+    def learner_outputs(self) -> torch.Tensor:
+        with torch.no_grad():
+            return self._learner_logprobs()
+
+    def loss_of_outputs(self, lp: torch.Tensor) -> torch.Tensor:
+        return self._combine(lp, self._designer())
 
     def loss_tangent(self, direction: Vec) -> torch.Tensor:
         out = self._designer()
@@ -113,6 +136,5 @@ class LanguageValueObjective:
         # L is linear in log p, and the designer does not depend on theta.
         with torch.no_grad(), fwAD.dual_level():
             params = {n: fwAD.make_dual(p.detach(), u) for (n, p), u in zip(self.scope, direction, strict=True)}
-            lp = candidate_logprobs(logits_of(self.model, self.ids, params), self.all_ids)
-            D = fwAD.unpack_dual(lp).tangent
+            D = fwAD.unpack_dual(self._learner_logprobs(params)).tangent
         return self._combine(D, out)

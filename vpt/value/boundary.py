@@ -1,0 +1,92 @@
+"""Fast path: learner forwards of the value step start at the alignment scope.
+
+With scope `last:k`, the estimators only move the last k blocks (theta_S + e u), and the meta
+step runs at the same theta and on the same batch as the learner step that precedes it. So the
+output of the block just below the scope is the same in every learner forward of the meta step:
+it is kept (detached) from the learner step's own forward, and later forwards replay it instead
+of recomputing the blocks below. Embeddings, the final norm and the head still run as usual.
+
+Replay swaps the lower blocks for modules that return the kept output whatever their input, so
+it works for any model whose blocks sit in one ModuleList and pass their output to the next
+block (Qwen2, Llama, GPT-2, ...); `tests/test_value.py` checks it is exact against the plain path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from vpt.value.scope import transformer_blocks
+
+
+def _detach(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.detach()
+    if isinstance(x, tuple):
+        return tuple(_detach(v) for v in x)
+    return x
+
+
+class _Replay(nn.Module):
+    def __init__(self, output: Any) -> None:
+        super().__init__()
+        self.output = output
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.output
+
+
+class ScopeBoundary:
+    """Keeps the input of the first scope block; None-like (index 0) when the scope has no lower part."""
+
+    def __init__(self, model: nn.Module, scope: str) -> None:
+        self.blocks = transformer_blocks(model)
+        k = int(scope.split(":", 1)[1]) if scope.startswith("last:") else len(self.blocks)
+        self.index = len(self.blocks) - k  # blocks [0, index) lie below the scope
+        self.kept: Any = None
+        self._ids: torch.Tensor | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.index > 0
+
+    @contextlib.contextmanager
+    def capture(self, ids: torch.Tensor) -> Iterator[None]:
+        """Keep the output of block index-1 during one forward on `ids`."""
+        if not self.usable:
+            yield
+            return
+
+        def hook(_m: nn.Module, _args: Any, output: Any) -> None:
+            self.kept = _detach(output)
+
+        handle = self.blocks[self.index - 1].register_forward_hook(hook)
+        try:
+            yield
+        finally:
+            handle.remove()
+        self._ids = ids
+
+    def holds(self, ids: torch.Tensor) -> bool:
+        return self.kept is not None and self._ids is not None and self._ids is ids
+
+    def clear(self) -> None:
+        self.kept, self._ids = None, None
+
+    @contextlib.contextmanager
+    def replay(self) -> Iterator[None]:
+        """Forwards inside skip the lower blocks and start from the kept output."""
+        assert self.kept is not None, "ScopeBoundary.replay without a captured forward"
+        lower = [self.blocks[i] for i in range(self.index)]
+        stand_in = _Replay(self.kept)
+        for i in range(self.index):
+            self.blocks[i] = stand_in
+        try:
+            yield
+        finally:
+            for i, block in enumerate(lower):
+                self.blocks[i] = block
