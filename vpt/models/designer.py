@@ -43,23 +43,27 @@ class RMSNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+        # fused kernel, same formula: x * rsqrt(mean(x^2) + eps) * weight, in x's dtype
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
 
 
-def rotary(x: torch.Tensor, theta: float) -> torch.Tensor:
-    """Rotate pairs of channels by a position-dependent angle. x: (B, H, T, D)."""
-    T, D = x.shape[-2], x.shape[-1]
-    inv = 1.0 / theta ** (torch.arange(0, D, 2, device=x.device, dtype=x.dtype) / D)
-    ang = torch.arange(T, device=x.device, dtype=x.dtype)[:, None] * inv[None]  # (T, D/2)
-    cos, sin = ang.cos(), ang.sin()
-    x1, x2 = x[..., 0::2], x[..., 1::2]
-    return torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+def rotations(T: int, D: int, theta: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(T, D/2) unit complex numbers e^{i t w_j}: one table per forward, shared by every block."""
+    inv = 1.0 / theta ** (torch.arange(0, D, 2, device=device, dtype=dtype) / D)
+    ang = torch.arange(T, device=device, dtype=dtype)[:, None] * inv[None]
+    return torch.polar(torch.ones_like(ang), ang)
+
+
+def rotary(x: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
+    """Rotate channel pairs (2j, 2j+1) by the position's angle, as one complex product. x: (B, H, T, D)."""
+    pairs = torch.view_as_complex(x.unflatten(-1, (-1, 2)).contiguous())  # (B, H, T, D/2)
+    return torch.view_as_real(pairs * rot).flatten(-2)
 
 
 class Block(nn.Module):
     def __init__(self, cfg: DesignerConfig) -> None:
         super().__init__()
-        d, self.n_head, self.theta = cfg.n_embd, cfg.n_head, cfg.rope_theta
+        d, self.n_head = cfg.n_embd, cfg.n_head
         self.attn_norm = RMSNorm(d)
         self.qkv = nn.Linear(d, 3 * d, bias=False)
         self.proj = nn.Linear(d, d, bias=False)
@@ -68,11 +72,11 @@ class Block(nn.Module):
         self.gate_up = nn.Linear(d, 2 * hidden, bias=False)
         self.down = nn.Linear(hidden, d, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, rot: torch.Tensor) -> torch.Tensor:
         B, T, d = x.shape
         q, k, v = self.qkv(self.attn_norm(x)).split(d, dim=-1)
         q, k, v = (t.view(B, T, self.n_head, d // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, D)
-        y = F.scaled_dot_product_attention(rotary(q, self.theta), rotary(k, self.theta), v, is_causal=True)
+        y = F.scaled_dot_product_attention(rotary(q, rot), rotary(k, rot), v, is_causal=True)
         x = x + self.proj(y.transpose(1, 2).reshape(B, T, d))
         gate, up = self.gate_up(self.mlp_norm(x)).chunk(2, dim=-1)
         return x + self.down(F.silu(gate) * up)
@@ -106,8 +110,9 @@ class TaskDesigner(nn.Module):
     def forward(self, input_ids: torch.Tensor, next_ids: torch.Tensor, cand_ids: torch.Tensor) -> DesignerOutput:
         """input_ids, next_ids: (B, T); cand_ids: (B, T, K) learner top-K ids at each position."""
         h = self.embed(input_ids)
+        rot = rotations(h.shape[1], h.shape[2] // self.cfg.n_head, self.cfg.rope_theta, h.device, h.dtype)
         for block in self.blocks:
-            h = block(h)
+            h = block(h, rot)
         h = self.norm(h) + self.next_proj(self.embed(next_ids))  # (B, T, d)
         cand = self.embed(cand_ids)  # (B, T, K, d): only the K candidate rows
         scores = torch.einsum("btd,btkd->btk", self.query(h), cand) / math.sqrt(h.shape[-1])
