@@ -112,3 +112,21 @@ def test_resolved_config_is_content_addressed(embedded: dict, tmp_path) -> None:
     other["pack"]["seq_len"] = 64
     b = W.resolved_config_file(other, tmp_path)
     assert b != a and load_config([b])["pack"]["seq_len"] == 64
+
+
+def test_overhead_benchmark_and_table3_are_in_all_when_configured(embedded: dict) -> None:
+    targets = W.all_targets(embedded)
+    assert "results/bench/overhead.json" in targets
+    assert {"results/tables/table3.md", "results/tables/table3.csv", "results/tables/table3.tex"} <= set(targets)
+    ins = W.bench_overhead_inputs(embedded)
+    assert W.base_output(embedded) in ins and W.feedback_split(embedded) in ins  # the learner and feedback it times
+    without = copy.deepcopy(embedded)
+    del without["bench"]
+    assert not W.bench_targets(without) and "results/bench/overhead.json" not in W.all_targets(without)
+    # the benchmark's stamp follows the settings it measures, not where it runs
+    edited = copy.deepcopy(embedded)
+    edited["bench"]["overhead"]["window"] = 32
+    assert W.bench_overhead_settings(edited) != W.bench_overhead_settings(embedded)
+    edited = copy.deepcopy(embedded)
+    edited["slurm"]["resources"]["bench"]["cpus"] = 4
+    assert W.bench_overhead_settings(edited) == W.bench_overhead_settings(embedded)

@@ -18,6 +18,7 @@ from conftest import REPO, make_workdir, run, snakemake, vpt
 
 REPORT_JOBS = {f"report_{n}": 1 for n in ("table1", "table2", "table4", "figure2_tokens", "figure3_coverage", "figure3_passk")}
 PROBE_JOBS = {"probe_ntp": 1, "probe_vpt": 1}
+BENCH_JOBS = {"bench_overhead": 1, "report_table3": 1}  # the overhead benchmark and Table 3
 # The embedded grid: 8 main runs + 3 ablation methods + 2 coverage sizes; 40 main evaluations
 # (5 tasks) + 3 ablation finals + 8 ablation snapshots + 2 tokens snapshots (ntp) + 2 coverage finals.
 EMBEDDED_TRAIN = {"train": 13}
@@ -40,6 +41,7 @@ def test_paper_dry_run_lists_data_and_training_jobs_offline(workdir: Path) -> No
         "download_corpus": 1, "download_gsm8k": 1, "download_math": 1, "download_mmlu": 1, "download_omega": 1,
         "decontaminate": 1, "tokenizer": 1, "pack_raw": 1, "pack_decontaminated": 1, "all": 1,
         "train": 116, "eval": 665, **PROBE_JOBS, **REPORT_JOBS, "report_table1b_decontaminated": 1,  # see tests/test_grid.py
+        **BENCH_JOBS,
     }
     assert not (workdir / "data" / "raw").exists()
 
@@ -117,6 +119,15 @@ def test_slurm_profile_runs_the_embedded_default_end_to_end(embedded_run: Path) 
     for name in ("figure2_tokens", "figure3_coverage", "figure3_passk"):
         for ext in ("png", "pdf"):
             assert (work / f"results/figures/{name}.{ext}").stat().st_size > 1000
+    # Table 3 from the overhead benchmark, which ran the real training step side by side
+    bench = json.loads((work / "results/bench/overhead.json").read_text())
+    assert [(r["repeat"], r["arm"]) for r in bench["runs"]] == [(0, "ntp"), (0, "vpt"), (1, "vpt"), (1, "ntp"), (2, "ntp"), (2, "vpt")]
+    vpt_runs = [r for r in bench["runs"] if r["arm"] == "vpt"]
+    assert all(r["value_updates"] == 4 and 0 < r["value_update_frac"] < 1 for r in vpt_runs)  # window 16, meta_every 4
+    t3 = {r["Method"]: r for r in csv.DictReader(io.StringIO((work / "results/tables/table3.csv").read_text()))}
+    change = (bench["ratios"]["tokens_per_s"]["median"] - 1) * 100
+    assert t3["Value-Based"]["Token/s"] == f"{bench['arms']['vpt']['tokens_per_s']['median']:.0f} ({change:+.1f}%)"
+    assert t3["Baseline"]["Vb frac"] == "–"
     # Table 1 recomputed from the evaluation files: best lr by seed-mean Pass@1 (ties: smaller lr), mean +- sample std
     import statistics
 
@@ -138,7 +149,7 @@ def test_embedded_reruns_are_idempotent_and_targeted(embedded_run: Path) -> None
     work = embedded_run
     again = snakemake("-n", "all", cwd=work)
     assert "Nothing to be done" in again.stdout + again.stderr
-    every_run = {**EMBEDDED_TRAIN, **EMBEDDED_EVAL, **PROBE_JOBS, **REPORT_JOBS, "all": 1}
+    every_run = {**EMBEDDED_TRAIN, **EMBEDDED_EVAL, **PROBE_JOBS, **REPORT_JOBS, **BENCH_JOBS, "all": 1}
     cases = [
         (lambda c: c["train"].update(warmup_steps=7), every_run),
         (lambda c: c["probe"].update(eta=0.02), {**PROBE_JOBS, "all": 1}),
@@ -164,6 +175,7 @@ def test_dvc_round_trip_into_a_fresh_clone(embedded_run: Path, tmp_path: Path) -
     assert res.returncode == 0, res.stderr
     pointers = res.stdout.split("git add ")[1].split(" && ")[0].split()
     assert "data/packed.dvc" in pointers and "results/runs.dvc" in pointers and "results/eval.dvc" in pointers
+    assert "results/bench.dvc" in pointers
     git("add", *pointers, cwd=work)
     git("commit", "-qm", "outputs", cwd=work)
     clone = work.parent / "clone"  # a sibling, so .dvc/config's default local remote resolves the same

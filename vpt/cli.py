@@ -312,8 +312,14 @@ def cmd_report(args: argparse.Namespace) -> None:
     from vpt.report.load import load_records
 
     cfg = _cfg(args)
+    if args.name == "table3":  # from the overhead benchmark, not from evaluations
+        from vpt.report.table3 import write_table3
+
+        written = write_table3(paths.bench_result(cfg, "overhead"), paths.table_stem(cfg, "table3"))
+        log.info("table3 from %s -> %s", paths.bench_result(cfg, "overhead"), ", ".join(map(str, written)))
+        return
     if args.name not in W.REPORTS:
-        raise UsageError(f"unknown report {args.name!r}; choose one of: {', '.join(W.REPORTS)}")
+        raise UsageError(f"unknown report {args.name!r}; choose one of: {', '.join([*W.REPORTS, 'table3'])}")
     records = load_records(cfg, W.report_evaluations(cfg, args.name))
     layout = {"models": {m: model_label(m) for m in model_keys(cfg)}}
     written = write_one(args.name, records, layout, paths.results_dir(cfg) / "tables", paths.results_dir(cfg) / "figures")
@@ -340,6 +346,33 @@ def cmd_bench_decontaminate(args: argparse.Namespace) -> None:
     result = run_benchmark(n_docs=args.docs, words=args.words, workers=args.workers, n_refs=args.references, seed=args.seed)
     write_json(args.out, result)
     print(json.dumps({k: v for k, v in result.items() if k != "params"}, indent=2))
+
+
+def cmd_bench_overhead(args: argparse.Namespace) -> None:
+    from vpt.bench.overhead import run_benchmark
+    from vpt.io import write_json
+
+    cfg = _cfg(args)
+    s = {**cfg.get("bench", {}).get("overhead", {})}
+    for key in ("learner", "warmup", "window", "repeats", "meta_every", "seq_len", "batch_size", "dtype", "device",
+                "threads", "estimator_repeats"):
+        if getattr(args, key) is not None:
+            s[key] = getattr(args, key)
+    s.setdefault("learner", "config")
+    s.setdefault("warmup", 5)
+    s.setdefault("window", 32)
+    s.setdefault("repeats", 3)
+    if args.plain:
+        s["fd_fused"], s["scope_cache"] = False, False
+    if s["window"] < 4 * (s.get("meta_every") or 1):
+        log.warning("window %d is not >> meta_every %s: few value updates in the window", s["window"], s.get("meta_every"))
+    result = run_benchmark({**s, "config": args.config or [DEFAULT_CONFIG]})
+    write_json(args.out, result)
+    r, e = result["ratios"], result["estimators"]
+    print(f"vpt/ntp tokens/s {r['tokens_per_s']['median']:.3f} [{r['tokens_per_s']['min']:.3f}, {r['tokens_per_s']['max']:.3f}]  "
+          f"step time {r['step_s']['median']:.3f}  peak memory {r['peak_mem']['median']:.3f}  "
+          f"value-update fraction {result['arms']['vpt']['value_update_frac']['median']:.3f}  "
+          f"finite_difference/autograd {e['fd_over_autograd']:.3f}  targets met: {result['target_met']}")
 
 
 # --------------------------------------------------------------------------- launch
@@ -510,19 +543,20 @@ def build_parser() -> argparse.ArgumentParser:
              "  table1                  GSM8K Pass@1 per size, Baseline vs V-Pretraining, best lr, mean +- std over seeds\n"
              "  table1b_decontaminated  the same on the decontaminated corpus (section 4.5)\n"
              "  table2                  OMEGA ID / OOD and MMLU at Table 1's learning rates\n"
+             "  table3                  computational overhead, from results/bench/overhead.json (vpt bench overhead)\n"
              "  table4                  ablations (value / random feedback / uniform smoothing / self distillation), early stopping\n"
              "  figure2_tokens          GSM8K Pass@1 against unlabeled tokens, raw and best-so-far\n"
              "  figure3_coverage        GSM8K Pass@1 against the number of feedback examples\n"
              "  figure3_passk           Pass@k against k per size\n"
              "Cells whose runs are not evaluated yet are left out, never filled in.")
     _add_config(p)
-    p.add_argument("name", help="table1, table1b_decontaminated, table2, table4, figure2_tokens, figure3_coverage, figure3_passk")
+    p.add_argument("name", help="table1, table1b_decontaminated, table2, table3, table4, figure2_tokens, figure3_coverage, figure3_passk")
 
     dvcp = top.add_parser("dvc", help="version datasets, checkpoints and results with DVC")
     dvc = dvcp.add_subparsers(dest="subcommand", required=True, metavar="ACTION")
     p = _sub(dvc, "push", cmd_dvc_push, "dvc add every output stage directory and push it to the remote",
              "Track each existing stage directory (data: synth raw decontaminated tokenizer packed;\n"
-             "results: models runs eval probe tables figures) with one .dvc pointer, push the files to\n"
+             "results: models runs eval probe bench tables figures) with one .dvc pointer, push the files to\n"
              "the DVC remote (default: the `local` remote of .dvc/config, a directory next to the\n"
              "repository), and print the git command that records the pointers. In a fresh clone:\n"
              "  dvc pull && snakemake --touch --cores 1 all\n"
@@ -541,6 +575,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results/bench/decontaminate.json")
+    p = _sub(bench, "overhead", cmd_bench_overhead, "Table 3: V-Pretraining vs next-token prediction, tokens/s, step time, memory",
+             "The paper's overhead protocol (appendix A.5), side by side in one invocation.\n"
+             "ntp and vpt run the real training step on the same learner, batches and settings, each\n"
+             "in a fresh process, alternating ntp vpt vpt ntp ... over --repeats. Per run: --warmup steps\n"
+             "excluded, then a window of --window steps (>> meta_every) timed with synchronization:\n"
+             "tokens/s, mean step time, peak memory in the window (CUDA peak allocated on GPU, peak RSS\n"
+             "on CPU), and the fraction of the window inside the value update (CUDA events on GPU).\n"
+             "Ratios vpt/ntp are taken within each repeat; the JSON reports median, min and max.\n"
+             "Then autograd vs finite_difference meta-gradients on one batch: cost ratio and agreement.\n"
+             "Defaults come from the config's bench.overhead section; flags override them.\n"
+             "GPU setting of the issue: --learner qwen1.5-0.5b --seq-len 1024 --dtype bfloat16 --meta-every 8")
+    _add_config(p)
+    p.add_argument("--learner", choices=["config", "qwen1.5-0.5b"],
+                   help="config: the config's learner on its packed corpus; qwen1.5-0.5b: random init in that shape")
+    p.add_argument("--warmup", type=int, help="steps excluded before the window (default 5)")
+    p.add_argument("--window", type=int, help="timed steps per run (default 32)")
+    p.add_argument("--repeats", type=int, help="runs per arm, alternating (default 3)")
+    p.add_argument("--meta-every", dest="meta_every", type=int, help="value update every N steps (default: the config's)")
+    p.add_argument("--seq-len", dest="seq_len", type=int, help="re-cut the packed corpus to rows of this length")
+    p.add_argument("--batch-size", dest="batch_size", type=int)
+    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"])
+    p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    p.add_argument("--estimator-repeats", dest="estimator_repeats", type=int, help="timed rounds of the estimator comparison (default 5)")
+    p.add_argument("--plain", action="store_true", help="turn the value fast paths off (fused difference, scope boundary)")
+    p.add_argument("--out", default="results/bench/overhead.json")
 
     _add_launch(top)
     return parser

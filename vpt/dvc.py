@@ -1,7 +1,7 @@
 """DVC versioning of the pipeline's outputs: datasets (synthetic, raw, decontaminated, packed,
-tokenizer), the base model, every run's checkpoints and final model, evaluations, probes, tables
-and figures. One .dvc pointer per stage directory, committed to git; the files go to a DVC remote
-(by default a local directory next to the repository, see .dvc/config).
+tokenizer), the base model, every run's checkpoints and final model, evaluations, probes,
+benchmarks, tables and figures. One .dvc pointer per stage directory, committed to git; the
+files go to a DVC remote (by default a local directory next to the repository, see .dvc/config).
 
 Producer:  snakemake ... all && vpt dvc push            then git add/commit the printed files
 Consumer:  git clone ... && dvc pull && snakemake --touch --cores 1 all
@@ -21,7 +21,7 @@ from vpt import paths
 from vpt.errors import VptError
 
 DATA_STAGES = ("synth", "raw", "decontaminated", "tokenizer", "packed")
-RESULT_STAGES = ("models", "runs", "eval", "probe", "tables", "figures")
+RESULT_STAGES = ("models", "runs", "eval", "probe", "bench", "tables", "figures")
 
 
 def tracked_paths(cfg: dict[str, Any], root: Path = Path(".")) -> list[Path]:

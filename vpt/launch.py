@@ -32,7 +32,7 @@ from typing import Any, TextIO
 from vpt.errors import VptError
 from vpt.preempt import EXIT_PREEMPTED, STOP_SIGNALS
 
-KINDS = ("data", "train", "eval", "probe")
+KINDS = ("data", "train", "eval", "probe", "bench")
 BACKENDS = ("inline", "local", "slurm")
 TAIL_LINES = 30
 

@@ -111,6 +111,11 @@ def model_dir(cfg: Config, run_id: str, checkpoint: str = "final") -> Path:
     return run / "final" if checkpoint == "final" else run / "snapshots" / checkpoint
 
 
+def bench_result(cfg: Config, name: str) -> Path:
+    """results/bench/<name>.json"""
+    return results_dir(cfg) / "bench" / f"{name}.json"
+
+
 def table_stem(cfg: Config, name: str) -> Path:
     """results/tables/<name>: .md, .csv and .tex next to each other."""
     return results_dir(cfg) / "tables" / name

@@ -199,7 +199,34 @@ def eval_targets(cfg: Config) -> list[str]:
 
 
 def all_targets(cfg: Config) -> list[str]:
-    return data_targets(cfg) + model_targets(cfg) + probe_targets(cfg) + eval_targets(cfg) + report_targets(cfg)
+    return (data_targets(cfg) + model_targets(cfg) + probe_targets(cfg) + eval_targets(cfg) + report_targets(cfg)
+            + bench_targets(cfg))
+
+
+# Benchmarks in the DAG: the overhead benchmark (paper A.5) and Table 3 built from it.
+def has_overhead_bench(cfg: Config) -> bool:
+    return "overhead" in cfg.get("bench", {})
+
+
+def bench_overhead_inputs(cfg: Config) -> list[str]:
+    """What the benchmark's runs read: the default vpt run's inputs (learner, packed corpus, feedback)."""
+    return train_inputs(cfg, default_run(cfg, "vpt"))
+
+
+def bench_overhead_settings(cfg: Config) -> dict[str, Any]:
+    run = default_run(cfg, "vpt")
+    return {"bench": cfg["bench"]["overhead"], "run": run_settings(cfg, run)}
+
+
+def table3_outputs(cfg: Config) -> list[str]:
+    stem = paths.table_stem(cfg, "table3")
+    return [f"{stem}.{ext}" for ext in ("md", "csv", "tex")]
+
+
+def bench_targets(cfg: Config) -> list[str]:
+    if not has_overhead_bench(cfg):
+        return []
+    return [str(paths.bench_result(cfg, "overhead")), *table3_outputs(cfg)]
 
 
 # Reports: each table / figure and the (group, tasks) evaluations it reads. A report whose

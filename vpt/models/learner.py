@@ -14,6 +14,7 @@ from vpt.errors import VptError
 def build_from_architecture(arch: dict[str, Any], vocab_size: int, eos_id: int, pad_id: int, attn: str) -> PreTrainedModel:
     arch = dict(arch)
     model_type = arch.pop("model_type", "qwen2")
+    vocab_size = max(vocab_size, int(arch.pop("vocab_size", 0)))  # a model-shaped vocabulary may exceed the tokenizer's
     cfg = AutoConfig.for_model(model_type, vocab_size=vocab_size, eos_token_id=eos_id, bos_token_id=eos_id, pad_token_id=pad_id, **arch)
     return AutoModelForCausalLM.from_config(cfg, attn_implementation=attn)
 

@@ -43,6 +43,7 @@ from vpt.train.data import FeedbackSet, PackedBatches
 from vpt.train.metrics import MetricsLog
 from vpt.train.objective import LanguageValueObjective, Shifted, learner_loss, logits_of, ntp_loss, step_targets
 from vpt.train.schedule import warmup_cosine
+from vpt.train.timing import PhaseTimer
 from vpt.value.boundary import ScopeBoundary
 from vpt.value.estimators import cosine_meta_gradient, meta_gradient
 from vpt.value.flat import norm, random_like
@@ -122,6 +123,7 @@ class Trainer:
         if cfg.method in VALUE_METHODS:
             self._init_value()
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", self.run_dir / "tb" if cfg.tensorboard else None)
+        self.timer: PhaseTimer | None = None  # set by benchmarks: time per phase of the step
         self.step = 0
         if self.resume_from is not None:
             self._load(self.resume_from)
@@ -181,6 +183,9 @@ class Trainer:
         use = cfg.value.scope_cache and cfg.value.scope.startswith("last:")
         self.boundary = ScopeBoundary(self.model, cfg.value.scope) if use else None
 
+    def _phase(self, name: str) -> contextlib.AbstractContextManager[Any]:
+        return contextlib.nullcontext() if self.timer is None else self.timer.phase(name)
+
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self.autocast_dtype is None:
             return contextlib.nullcontext()
@@ -234,7 +239,8 @@ class Trainer:
             logits = logits_of(self.model, ids)
         logits = logits.to(torch.float64 if self.param_dtype == torch.float64 else torch.float32)
         b = Shifted.of(ids, labels, logits.dtype)
-        targets = step_targets(cfg.method, logits, b, cfg.designer.K, cfg.alpha_fixed, self.designer)
+        with self._phase("soft_targets"):
+            targets = step_targets(cfg.method, logits, b, cfg.designer.K, cfg.alpha_fixed, self.designer)
         loss, ce = learner_loss(logits, b, targets)
         if not torch.isfinite(loss):
             raise NonFiniteError(f"step {self.step + 1}: loss is {loss.item()}; the last good checkpoint is kept")
@@ -243,7 +249,8 @@ class Trainer:
         if meta:
             t_meta = time.perf_counter()
             assert targets.cand is not None
-            row.update(self.meta_step(ids, labels, targets.cand))
+            with self._phase("value_update"):
+                row.update(self.meta_step(ids, labels, targets.cand))
             row["meta_seconds"] = time.perf_counter() - t_meta
         gnorm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
         if not torch.isfinite(gnorm):

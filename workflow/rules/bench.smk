@@ -9,3 +9,33 @@ rule bench_decontaminate:
         f"{LOGS}/bench/decontaminate.log",
     shell:
         "{VPT} bench decontaminate --docs 5000 --words 300 --workers {threads} --out {output} > {log} 2>&1"
+
+
+# The overhead benchmark (paper A.5) and Table 3: part of `all` when the config has bench.overhead.
+# Its runs should have the node to themselves; ratios are side by side, so a busy node blurs
+# them less than it does the absolute numbers.
+if W.has_overhead_bench(config):
+
+    rule bench_overhead:
+        input:
+            W.bench_overhead_inputs(config),
+            stamp=W.stamp("bench/overhead", W.bench_overhead_settings(config)),
+        output:
+            str(W.paths.bench_result(config, "overhead")),
+        params:
+            model=config["learner"],
+        threads: 2
+        log:
+            f"{LOGS}/bench/overhead.log",
+        shell:
+            "{LAUNCH} --kind bench --model {params.model} --name bench-overhead -- bench overhead --config {CONFIG} --out {output} > {log} 2>&1"
+
+    rule report_table3:
+        input:
+            str(W.paths.bench_result(config, "overhead")),
+        output:
+            W.table3_outputs(config),
+        log:
+            f"{LOGS}/report/table3.log",
+        shell:
+            "{VPT} report table3 --config {CONFIG} > {log} 2>&1"

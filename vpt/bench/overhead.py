@@ -1,0 +1,204 @@
+"""The paper's overhead benchmark (section 4.4, appendix A.5; Table 3), side by side.
+
+Baseline (`ntp`) and V-Pretraining (`vpt`) run the real training step (`vpt.train.loop.Trainer`)
+on the same learner, packed batches and settings, each in a fresh process, alternating ABBA over
+repeats. Per run: W warm-up steps are excluded, then a window of T steps (T >> meta_every) is
+timed with synchronization at its ends:
+    tokens/s = T * batch_size * seq_len / window seconds, mean step time = window / T,
+    peak memory = CUDA peak allocated in the window (GPU) or peak RSS in the window (CPU),
+    value-update fraction = time inside the meta step / window (CUDA events on GPU).
+Ratios vpt/ntp are formed within each repeat; the JSON gives their median and range.
+
+A second measurement prices the meta-gradient estimators on one batch: `finite_difference`
+(fused, from the scope boundary: the training default) against `autograd`, with their agreement.
+
+Learners: `config` (the config's learner, e.g. the embedded base model, on the packed corpus) or
+`qwen1.5-0.5b` (random init in Qwen1.5-0.5B's shape; the packed corpus re-cut to seq_len rows).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vpt.bench.sidebyside import alternate, arm_summary, peak_rss_bytes, ratio_summary, reset_peak_rss, run_isolated
+
+ARMS = ("ntp", "vpt")
+# Qwen1.5-0.5B's config.json (hub: Qwen/Qwen1.5-0.5B), weights left random.
+QWEN15_05B = {"model_type": "qwen2", "vocab_size": 151936, "hidden_size": 1024, "intermediate_size": 2816,
+              "num_hidden_layers": 24, "num_attention_heads": 16, "num_key_value_heads": 16,
+              "max_position_embeddings": 32768, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
+              "tie_word_embeddings": True}
+LEARNERS = {"config": None, "qwen1.5-0.5b": QWEN15_05B}
+TARGETS = {"tokens_per_s": 0.95, "peak_mem": 1.05, "fd_over_autograd": 0.5}
+
+
+def recut_packed(src: Path, seq_len: int, out: Path) -> Path:
+    """The packed corpus as rows of `seq_len` tokens (consecutive rows joined, answer masks kept)."""
+    from vpt.data.pack import open_packed
+
+    ids, labels, meta = open_packed(src)
+    n = ids.size // seq_len
+    if n == 0:
+        raise ValueError(f"{src}: {ids.size} tokens, fewer than one row of seq_len {seq_len}")
+    out.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for key, arr in (("input_ids", ids), ("labels", labels)):
+        np.asarray(arr).reshape(-1)[: n * seq_len].reshape(n, seq_len).tofile(out / f"{key}.bin")
+        files[key] = {"file": f"{key}.bin", "dtype": str(arr.dtype), "shape": [n, seq_len]}
+    (out / "meta.json").write_text(json.dumps({**meta, "files": files, "seq_len": seq_len, "recut_from": str(src)}))
+    return out
+
+
+def _trainer(arm: str, s: dict[str, Any], run_dir: str) -> Any:
+    import torch
+
+    from vpt.cli import resolve_run, train_setup
+    from vpt.config import load_config
+    from vpt.train.loop import Trainer
+
+    cfg = load_config(s["config"])
+    tcfg, spec = train_setup(cfg, resolve_run(cfg, None, arm), run_dir)
+    tcfg.steps = s["warmup"] + s["window"]
+    tcfg.checkpoint_every, tcfg.log_every, tcfg.snapshot_steps = 10**9, 10**9, []
+    if s.get("batch_size"):
+        tcfg.batch_size = s["batch_size"]
+    if s.get("meta_every"):
+        tcfg.value.meta_every = s["meta_every"]
+    tcfg.value.burn_in = 0
+    if s.get("dtype"):
+        tcfg.dtype = s["dtype"]
+    for key in ("fd_fused", "scope_cache", "estimator"):
+        if s.get(key) is not None:
+            setattr(tcfg.value, key, s[key])
+    shape = LEARNERS[s["learner"]]
+    if shape is not None:
+        spec.learner_path, spec.architecture = None, shape
+        spec.packed_dir = recut_packed(Path(spec.packed_dir), s["seq_len"], Path(run_dir) / "packed")
+    elif s.get("seq_len"):
+        spec.packed_dir = recut_packed(Path(spec.packed_dir), s["seq_len"], Path(run_dir) / "packed")
+    torch.manual_seed(0)
+    return Trainer(tcfg, spec, device=s.get("device"))
+
+
+def measure(arm: str, s: dict[str, Any]) -> dict[str, float]:
+    """One arm: warm-up, then the timed window (runs in its own process)."""
+    import torch
+
+    from vpt.train.timing import PhaseTimer
+
+    torch.set_num_threads(s["threads"])
+    with tempfile.TemporaryDirectory(prefix="vpt-bench-") as run_dir:
+        t = _trainer(arm, s, run_dir)
+        cuda = t.device.type == "cuda"
+        for _ in range(s["warmup"]):
+            t.train_step()
+        t.timer = PhaseTimer(t.device)
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        reset_peak_rss()
+        t0 = time.perf_counter()
+        rows = [t.train_step() for _ in range(s["window"])]
+        if cuda:
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+        phases = t.timer.totals()
+        tokens = s["window"] * t.data.tokens_per_batch
+        return {
+            "tokens_per_s": tokens / dt, "step_s": dt / s["window"], "window_s": dt,
+            "peak_mem": float(torch.cuda.max_memory_allocated() if cuda else peak_rss_bytes()),
+            "peak_reserved": float(torch.cuda.max_memory_reserved()) if cuda else float("nan"),
+            "value_update_frac": phases.get("value_update", 0.0) / dt,
+            "soft_targets_frac": phases.get("soft_targets", 0.0) / dt,
+            "value_updates": float(t.timer.counts.get("value_update", 0)),
+            "tokens_per_step": float(t.data.tokens_per_batch), "final_loss": rows[-1]["loss"],
+        }
+
+
+def measure_estimators(arm: str, s: dict[str, Any]) -> dict[str, float]:
+    """autograd vs finite_difference (fused + scope boundary, and plain) on one training batch."""
+    import torch
+
+    from vpt.train.objective import LanguageValueObjective, Shifted, logits_of, ntp_loss, step_targets
+    from vpt.value.estimators import meta_gradient
+    from vpt.value.flat import norm
+
+    torch.set_num_threads(s["threads"])
+    with tempfile.TemporaryDirectory(prefix="vpt-bench-") as run_dir:
+        t = _trainer("vpt", {**s, "meta_every": 10**9}, run_dir)
+        t.train_step()  # a step so the designer is in a training state; no meta update
+        ids, labels = (x.to(t.device) for x in t.data.next())
+        with t.boundary.capture(ids) if t.boundary is not None else contextlib.nullcontext():
+            logits = logits_of(t.model, ids).float()
+        cand = step_targets("vpt", logits, Shifted.of(ids, labels, logits.dtype), t.cfg.designer.K, 0.0, t.designer).cand
+        del logits
+        scope = [p for _, p in t.scope]
+        fb_ids, fb_labels = (x.to(t.device) for x in t.feedback.sample(t.cfg.feedback.batch_size, t.gen))
+        g_down = [g.detach() for g in torch.autograd.grad(ntp_loss(t.model, fb_ids, fb_labels), scope)]
+        fast = LanguageValueObjective(t.model, t.scope, t.designer, ids, labels, cand, t.boundary)
+        plain = LanguageValueObjective(t.model, t.scope, t.designer, ids, labels, cand)
+        runs = {
+            "autograd": lambda: meta_gradient("autograd", plain, scope, g_down, t.d_params),
+            "finite_difference": lambda: meta_gradient("finite_difference", fast, scope, g_down, t.d_params, t.cfg.value.fd_eps),
+            "finite_difference_plain": lambda: meta_gradient("finite_difference", plain, scope, g_down, t.d_params,
+                                                             t.cfg.value.fd_eps, fused=False),
+        }
+        seconds: dict[str, list[float]] = {k: [] for k in runs}
+        out: dict[str, Any] = {}
+        for r in range(s["estimator_repeats"] + 1):  # round 0 is warm-up
+            for name in (list(runs) if r % 2 == 0 else list(reversed(runs))):
+                sync = torch.cuda.synchronize if t.device.type == "cuda" else (lambda: None)
+                sync()
+                t0 = time.perf_counter()
+                out[name] = runs[name]()
+                sync()
+                if r > 0:
+                    seconds[name].append(time.perf_counter() - t0)
+        ref = out["autograd"]
+        result: dict[str, float] = {}
+        for name in runs:
+            result[f"{name}_s"] = float(np.median(seconds[name]))
+            diff = norm([a - b for a, b in zip(out[name].grads, ref.grads)]) / norm(ref.grads).clamp(min=1e-30)
+            result[f"{name}_grad_rel_err"] = diff.item()
+            result[f"{name}_value_rel_err"] = abs(out[name].value - ref.value) / max(abs(ref.value), 1e-30)
+        result["fd_over_autograd"] = result["finite_difference_s"] / result["autograd_s"]
+        result["fd_plain_over_autograd"] = result["finite_difference_plain_s"] / result["autograd_s"]
+        return result
+
+
+def run_benchmark(settings: dict[str, Any]) -> dict[str, Any]:
+    import torch
+    import transformers
+
+    s = {"threads": os.cpu_count() or 1, "estimator_repeats": 5, **settings}
+    rows = alternate(ARMS, s["repeats"], measure, s, desc="overhead")
+    ratios = {m: ratio_summary(rows, "vpt", "ntp", m) for m in ("tokens_per_s", "step_s", "peak_mem")}
+    est = run_isolated(measure_estimators, "vpt", s)
+    checks = {
+        "tokens_per_s": ratios["tokens_per_s"]["median"] >= TARGETS["tokens_per_s"],
+        "peak_mem": ratios["peak_mem"]["median"] <= TARGETS["peak_mem"],
+        "fd_over_autograd": est["fd_over_autograd"] <= TARGETS["fd_over_autograd"],
+    }
+    return {
+        "benchmark": "overhead",
+        "settings": s,
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+                    "transformers": transformers.__version__,
+                    "device": torch.cuda.get_device_name() if torch.cuda.is_available() and s.get("device") != "cpu" else "cpu"},
+        "runs": rows,
+        "arms": {arm: {m: arm_summary(rows, arm, m) for m in ("tokens_per_s", "step_s", "peak_mem", "value_update_frac",
+                                                               "soft_targets_frac", "value_updates")} for arm in ARMS},
+        "ratios": ratios,
+        "estimators": est,
+        "targets": TARGETS,
+        "target_met": checks,
+    }
