@@ -20,6 +20,8 @@ from conftest import REPO, vpt
         (["data", "synth"], ["NuminaMath-CoT", "seed"]),
         (["data", "tokenizer"], ["from_pretrained", "BPE"]),
         (["bench", "decontaminate"], ["docs", "words"]),
+        (["bench"], ["decontaminate", "trainer"]),
+        (["bench", "trainer"], ["transformers.Trainer", "warm-up", "ABBA", "tokens/s", "target_met", "--repeats"]),
         (["train"], ["ntp", "vpt", "random_feedback", "uniform_smoothing", "self_distill", "resumes", "--stop-at"]),
         (["probe"], ["Pearson", "held-out", "eta"]),
         (["eval"], ["gsm8k_passk", "mmlu", "omega_id", "PEFT", "examples/s"]),
