@@ -21,6 +21,8 @@ from conftest import REPO, vpt
         (["data", "tokenizer"], ["from_pretrained", "BPE"]),
         (["bench", "decontaminate"], ["docs", "words"]),
         (["bench", "overhead"], ["--warmup", "window", "peak RSS", "CUDA events", "ntp vpt vpt ntp", "finite_difference"]),
+        (["bench"], ["decontaminate", "trainer", "overhead"]),
+        (["bench", "trainer"], ["transformers.Trainer", "warm-up", "ABBA", "tokens/s", "target_met", "--repeats"]),
         (["train"], ["ntp", "vpt", "random_feedback", "uniform_smoothing", "self_distill", "resumes", "--stop-at"]),
         (["probe"], ["Pearson", "held-out", "eta"]),
         (["eval"], ["gsm8k_passk", "mmlu", "omega_id", "PEFT", "examples/s"]),

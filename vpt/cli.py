@@ -4,6 +4,7 @@ where vpt.paths says, so running a stage by hand and through Snakemake give the 
   vpt config validate|show     check a config against the schema / print it with defaults
   vpt data synth|download|decontaminate|tokenizer|pack
   vpt bench decontaminate      throughput of the decontamination stage
+  vpt bench trainer            tokens/s of our ntp loop against transformers.Trainer
 """
 
 from __future__ import annotations
@@ -373,6 +374,25 @@ def cmd_bench_overhead(args: argparse.Namespace) -> None:
           f"step time {r['step_s']['median']:.3f}  peak memory {r['peak_mem']['median']:.3f}  "
           f"value-update fraction {result['arms']['vpt']['value_update_frac']['median']:.3f}  "
           f"finite_difference/autograd {e['fd_over_autograd']:.3f}  targets met: {result['target_met']}")
+def cmd_bench_trainer(args: argparse.Namespace) -> None:
+    import os
+
+    import torch
+
+    from vpt.bench.trainer import run_benchmark, settings_from_config
+    from vpt.io import write_json
+
+    if args.warmup < 1 or args.window < 1 or args.repeats < 1:
+        raise UsageError("--warmup, --window and --repeats must be at least 1 (the first step carries one-time costs)")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if torch.device(device).type == "cuda" and (torch.cuda.device_count() > 1 or torch.device(device).index not in (None, 0)):
+        # transformers.Trainer takes every visible GPU (DataParallel) and ignores a device index
+        raise UsageError("the trainer benchmark compares one GPU: run it with CUDA_VISIBLE_DEVICES=<one GPU id> and --device cuda")
+    settings = settings_from_config(_cfg(args), args.warmup, args.window, args.threads or os.cpu_count() or 1, device)
+    result = run_benchmark(settings, args.repeats)
+    write_json(args.out, result)
+    shown = {k: result[k] for k in ("target_met", "tokens_per_s", "tokens_per_s_at_median_step", "step_s", "peak_mem_bytes", "final_loss")}
+    print(json.dumps(shown, indent=2))
 
 
 # --------------------------------------------------------------------------- launch
@@ -601,6 +621,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--estimator-repeats", dest="estimator_repeats", type=int, help="timed rounds of the estimator comparison (default 5)")
     p.add_argument("--plain", action="store_true", help="turn the value fast paths off (fused difference, scope boundary)")
     p.add_argument("--out", default="results/bench/overhead.json")
+
+    p = _sub(bench, "trainer", cmd_bench_trainer, "tokens/s of our ntp loop against transformers.Trainer, side by side",
+             "Train the config's default ntp run (learner, batch, lr, AdamW betas and weight decay,\n"
+             "warmup-cosine schedule, grad clip, dtype) with two loops on the same weights and the same\n"
+             "packed rows in the same order:\n"
+             "  vpt_ntp     our Trainer.train_step (vpt.train.loop), without metrics file or checkpoints\n"
+             "  hf_trainer  transformers.Trainer.train(): sequential sampler over those rows, no logging,\n"
+             "              saving or evaluation, our lr schedule and every-parameter weight decay\n"
+             "Protocol: each run is a fresh spawned process; W warm-up steps, then a timed window of T\n"
+             "steps (wall clock from the end of step W to the end of step W+T); tokens/s =\n"
+             "T * batch * seq_len / window. Peak memory (CUDA peak allocated, or peak RSS on CPU) is\n"
+             "reset at the window start. Arms alternate ABBA over R repeats; ratios ours/HF are formed\n"
+             "within a repeat (median, min, max). fp32 on CPU, bf16 autocast on CUDA. Final losses of\n"
+             "both arms are reported: equal data and optimizer give (nearly) equal losses.\n"
+             "Target: ours >= HF (target_met: median tokens/s ratio >= 1.0).")
+    _add_config(p)
+    p.add_argument("--warmup", type=int, default=3, metavar="W", help="warm-up steps excluded from timing (default: 3)")
+    p.add_argument("--window", type=int, default=20, metavar="T", help="timed steps (default: 20)")
+    p.add_argument("--repeats", type=int, default=5, metavar="R", help="runs per arm (default: 5; a shared machine is noisy)")
+    p.add_argument("--threads", type=int, help="torch threads in both arms (default: os.cpu_count())")
+    p.add_argument("--device", help="cpu or cuda (one GPU: choose it with CUDA_VISIBLE_DEVICES; default: cuda when available)")
+    p.add_argument("--out", default="results/bench/trainer.json")
 
     _add_launch(top)
     return parser

@@ -39,3 +39,16 @@ if W.has_overhead_bench(config):
             f"{LOGS}/report/table3.log",
         shell:
             "{VPT} report table3 --config {CONFIG} > {log} 2>&1"
+
+
+# Our ntp loop against transformers.Trainer on the default ntp run (embedded: the tiny base model).
+rule bench_trainer:
+    input:
+        W.train_inputs(config, W.default_run(config, "ntp")),
+    output:
+        f"{RESULTS}/bench/trainer.json",
+    threads: 2
+    log:
+        f"{LOGS}/bench/trainer.log",
+    shell:
+        "{VPT} bench trainer --config {CONFIG} --warmup 3 --window 20 --repeats 5 --threads {threads} --out {output} > {log} 2>&1"
