@@ -70,9 +70,9 @@ def test_unknown_resource_keys_and_kinds_are_errors(cfg: dict) -> None:
         validate_config(bad, source="x.yaml")
     bad = copy.deepcopy(cfg)
     bad["slurm"]["resources"]["trian"] = {"gpus": 2}
-    with pytest.raises(ConfigError, match=r"key 'slurm.resources': 'trian'.*default, data, train, eval, probe or <kind>/<model>"):
+    with pytest.raises(ConfigError, match=r"key 'slurm.resources': 'trian'.*default, data, train, eval, probe, bench or <kind>/<model>"):
         validate_config(bad, source="x.yaml")
-    with pytest.raises(L.LaunchError, match="--kind 'training' is not a job kind; choose one of: data, train, eval, probe"):
+    with pytest.raises(L.LaunchError, match="--kind 'training' is not a job kind; choose one of: data, train, eval, probe, bench"):
         L.resources_for(cfg, "training", None)
 
 

@@ -273,7 +273,7 @@ def test_fast_meta_paths_train_the_same_run_as_the_plain_path(world: dict) -> No
     rows = {}
     for name, fast in (("fast", True), ("plain", False)):
         t = make(world, f"paths-{name}", "vpt", steps=8, dtype="float64",
-                 value={"fd_fused": fast, "scope_cache": fast, "fd_eps": 1e-4})
+                 value={"fd_fused": fast, "scope_cache": fast, "feedback_scope_graph": fast, "fd_eps": 1e-4})
         assert (t.boundary is not None) == fast
         t.run()
         rows[name] = t.metrics.rows

@@ -195,3 +195,18 @@ def test_fused_finite_difference_equals_the_two_sided_one(setup) -> None:
     assert fused.value == pytest.approx(plain.value, rel=1e-9)
     assert rel(fused.grads, plain.grads) < 1e-9
     assert rel(fused.grads, ref.grads) < 1e-3
+
+
+def test_feedback_graph_toward_the_scope_only_gives_the_same_gradient() -> None:
+    from vpt.train.objective import ntp_loss
+    from vpt.value.scope import graph_only_for
+
+    model, _, ids, labels = qwen2_setup()
+    scope = [p for _, p in scope_parameters(model, "last:1")]
+    full = torch.autograd.grad(ntp_loss(model, ids, labels), scope)
+    with graph_only_for(model, scope):
+        assert sum(p.requires_grad for p in model.parameters()) == len(scope)
+        loss = ntp_loss(model, ids, labels)
+        fast = torch.autograd.grad(loss, scope)
+    assert all(p.requires_grad for p in model.parameters())  # restored
+    assert all(torch.equal(a, b) for a, b in zip(full, fast))

@@ -364,7 +364,7 @@ def cmd_bench_overhead(args: argparse.Namespace) -> None:
     s.setdefault("window", 32)
     s.setdefault("repeats", 3)
     if args.plain:
-        s["fd_fused"], s["scope_cache"] = False, False
+        s["fd_fused"], s["scope_cache"], s["feedback_scope_graph"] = False, False, False
     if s["window"] < 4 * (s.get("meta_every") or 1):
         log.warning("window %d is not >> meta_every %s: few value updates in the window", s["window"], s.get("meta_every"))
     result = run_benchmark({**s, "config": args.config or [DEFAULT_CONFIG]})
@@ -619,7 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.add_argument("--estimator-repeats", dest="estimator_repeats", type=int, help="timed rounds of the estimator comparison (default 5)")
-    p.add_argument("--plain", action="store_true", help="turn the value fast paths off (fused difference, scope boundary)")
+    p.add_argument("--plain", action="store_true", help="turn the value fast paths off (fused difference, scope boundary, scope-only feedback graph)")
     p.add_argument("--out", default="results/bench/overhead.json")
 
     p = _sub(bench, "trainer", cmd_bench_trainer, "tokens/s of our ntp loop against transformers.Trainer, side by side",

@@ -76,7 +76,7 @@ def _trainer(arm: str, s: dict[str, Any], run_dir: str) -> Any:
     tcfg.value.burn_in = 0
     if s.get("dtype"):
         tcfg.dtype = s["dtype"]
-    for key in ("fd_fused", "scope_cache", "estimator"):
+    for key in ("fd_fused", "scope_cache", "feedback_scope_graph", "estimator"):
         if s.get(key) is not None:
             setattr(tcfg.value, key, s[key])
     shape = LEARNERS[s["learner"]]
@@ -119,6 +119,8 @@ def measure(arm: str, s: dict[str, Any]) -> dict[str, float]:
             "peak_reserved": float(torch.cuda.max_memory_reserved()) if cuda else float("nan"),
             "value_update_frac": phases.get("value_update", 0.0) / dt,
             "soft_targets_frac": phases.get("soft_targets", 0.0) / dt,
+            "feedback_grad_frac": phases.get("value_update/feedback_grad", 0.0) / dt,
+            "estimate_frac": phases.get("value_update/estimate", 0.0) / dt,
             "value_updates": float(t.timer.counts.get("value_update", 0)),
             "tokens_per_step": float(t.data.tokens_per_batch), "final_loss": rows[-1]["loss"],
         }
@@ -196,7 +198,8 @@ def run_benchmark(settings: dict[str, Any]) -> dict[str, Any]:
                     "device": torch.cuda.get_device_name() if torch.cuda.is_available() and s.get("device") != "cpu" else "cpu"},
         "runs": rows,
         "arms": {arm: {m: arm_summary(rows, arm, m) for m in ("tokens_per_s", "step_s", "peak_mem", "value_update_frac",
-                                                               "soft_targets_frac", "value_updates")} for arm in ARMS},
+                                                               "soft_targets_frac", "feedback_grad_frac", "estimate_frac",
+                                                               "value_updates")} for arm in ARMS},
         "ratios": ratios,
         "estimators": est,
         "targets": TARGETS,

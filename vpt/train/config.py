@@ -35,6 +35,7 @@ class ValueSection:
     fd_eps: float = 1e-3
     fd_fused: bool = True  # fast path: one designer pass on the differenced learner outputs
     scope_cache: bool = True  # fast path: meta-step learner forwards start at the scope (vpt.value.boundary)
+    feedback_scope_graph: bool = True  # fast path: the feedback forward records a graph only toward the scope
 
 
 @dataclass

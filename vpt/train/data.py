@@ -73,11 +73,11 @@ class FeedbackSet:
     ) -> None:
         rows = select_rows(table, n, seed, exclude)
         self.row_ids = [str(table["id"].iloc[i]) for i in rows]
-        self.examples: list[tuple[list[int], list[int]]] = []
+        self.examples: list[tuple[np.ndarray, np.ndarray]] = []  # arrays, not lists of Python ints (8x smaller)
         for i in rows:
             q, a = str(table["question"].iloc[i]), CALCULATOR.sub("", str(table["answer"].iloc[i]))
             ids, labels = encode_document(tok, q, a)
-            self.examples.append((ids[-max_len:], labels[-max_len:]))
+            self.examples.append((np.asarray(ids[-max_len:], dtype=np.int64), np.asarray(labels[-max_len:], dtype=np.int64)))
         self.pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
 
     def __len__(self) -> int:
@@ -90,8 +90,8 @@ class FeedbackSet:
         ids = torch.full((len(chosen), L), self.pad_id, dtype=torch.long)
         labels = torch.full((len(chosen), L), IGNORE, dtype=torch.long)
         for r, (x, y) in enumerate(chosen):
-            ids[r, : len(x)] = torch.tensor(x)
-            labels[r, : len(y)] = torch.tensor(y)
+            ids[r, : len(x)] = torch.from_numpy(x)
+            labels[r, : len(y)] = torch.from_numpy(y)
         return ids, labels
 
     def sample(self, batch_size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:

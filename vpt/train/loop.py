@@ -47,7 +47,7 @@ from vpt.train.timing import PhaseTimer
 from vpt.value.boundary import ScopeBoundary
 from vpt.value.estimators import cosine_meta_gradient, meta_gradient
 from vpt.value.flat import norm, random_like
-from vpt.value.scope import scope_parameters
+from vpt.value.scope import graph_only_for, scope_parameters
 
 
 log = logging.getLogger("vpt.train")
@@ -202,18 +202,21 @@ class Trainer:
         scope = [p for _, p in self.scope]
         with full_precision(self.device):
             fb_ids, fb_labels = (t.to(self.device) for t in self.feedback.sample(cfg.feedback.batch_size, self.gen))
-            g_down = [g.detach() for g in torch.autograd.grad(ntp_loss(self.model, fb_ids, fb_labels), scope)]
+            only = graph_only_for(self.model, scope) if v.feedback_scope_graph else contextlib.nullcontext()
+            with self._phase("value_update/feedback_grad"), only:
+                g_down = [g.detach() for g in torch.autograd.grad(ntp_loss(self.model, fb_ids, fb_labels), scope)]
             g_norm = norm(g_down)
             if g_norm.item() == 0.0:
                 raise VptError(f"step {self.step + 1}: the feedback gradient is exactly zero (no labeled answer tokens "
                                f"in the feedback batch?); check train.feedback")
             direction = g_down if cfg.method == "vpt" else random_like(g_down, g_norm, self.gen)
             obj = LanguageValueObjective(self.model, self.scope, self.designer, ids, labels, cand, self.boundary)
-            if v.kind == "dot":
-                mg = meta_gradient(v.estimator, obj, scope, direction, self.d_params, v.fd_eps, v.fd_fused)
-            else:
-                g_pre = torch.autograd.grad(obj.loss(learner_graph=True), scope)
-                mg = cosine_meta_gradient(v.estimator, obj, scope, direction, g_pre, self.d_params, v.fd_eps, v.fd_fused)
+            with self._phase("value_update/estimate"):
+                if v.kind == "dot":
+                    mg = meta_gradient(v.estimator, obj, scope, direction, self.d_params, v.fd_eps, v.fd_fused)
+                else:
+                    g_pre = torch.autograd.grad(obj.loss(learner_graph=True), scope)
+                    mg = cosine_meta_gradient(v.estimator, obj, scope, direction, g_pre, self.d_params, v.fd_eps, v.fd_fused)
         if self.boundary is not None:
             self.boundary.clear()
         for p, g in zip(self.d_params, mg.grads):

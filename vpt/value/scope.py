@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator, Sequence
+
 from torch import nn
 
 from vpt.errors import VptError
@@ -37,3 +40,19 @@ def scope_parameters(model: nn.Module, scope: str) -> list[tuple[str, nn.Paramet
         ids = {id(p) for b in list(blocks)[-k:] for p in b.parameters()}
         return [(n, p) for n, p in named if id(p) in ids]
     raise VptError(f"unknown alignment scope {scope!r}; choose one of {SCOPES}")
+
+
+@contextlib.contextmanager
+def graph_only_for(model: nn.Module, params: Sequence[nn.Parameter]) -> Iterator[None]:
+    """Fast path for g_down = grad over the scope: the other parameters stop requiring grad for
+    the forward, so autograd records (and keeps activations for) only what leads to the scope.
+    The gradient over the scope is unchanged; the flags are restored afterwards."""
+    keep = {id(p) for p in params}
+    off = [p for p in model.parameters() if p.requires_grad and id(p) not in keep]
+    for p in off:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in off:
+            p.requires_grad_(True)
