@@ -190,3 +190,15 @@ def test_the_job_requeues_itself_when_only_its_stage_was_signalled(tiny: Tiny, o
     state = json.loads((run / "checkpoints" / json.loads((run / "checkpoints/latest.json").read_text())["checkpoint"] / "state.json").read_text())
     assert 0 < state["step"] < STEPS  # the stage checkpointed mid-run before exiting
     assert L._CHILD is None
+
+
+def test_every_kind_the_rules_launch_is_accepted_by_the_command() -> None:
+    import re
+
+    from vpt.cli import build_parser
+
+    kinds = {k for smk in (REPO / "workflow/rules").glob("*.smk") for k in re.findall(r"--kind (\w+)", smk.read_text())}
+    assert {"data", "train", "eval", "probe", "bench"} <= kinds
+    for kind in kinds:
+        args = build_parser().parse_args(["launch", "--kind", kind, "--", "report", "table1"])
+        assert args.kind == kind and kind in L.KINDS

@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from vpt.bench.sidebyside import alternate, arm_summary, peak_rss_bytes, ratio_summary, reset_peak_rss, run_isolated
+from vpt.bench.sidebyside import (alternate, arm_summary, current_rss_bytes, peak_rss_bytes, ratio_summary, reset_peak_rss,
+                                   run_isolated)
 
 ARMS = ("ntp", "vpt")
 # Qwen1.5-0.5B's config.json (hub: Qwen/Qwen1.5-0.5B), weights left random.
@@ -96,6 +97,9 @@ def measure(arm: str, s: dict[str, Any]) -> dict[str, float]:
     from vpt.train.timing import PhaseTimer
 
     torch.set_num_threads(s["threads"])
+    import transformers  # noqa: F401  (libraries in memory before the run's own state)
+
+    rss_libraries = current_rss_bytes()
     with tempfile.TemporaryDirectory(prefix="vpt-bench-") as run_dir:
         t = _trainer(arm, s, run_dir)
         cuda = t.device.type == "cuda"
@@ -117,6 +121,9 @@ def measure(arm: str, s: dict[str, Any]) -> dict[str, float]:
             "tokens_per_s": tokens / dt, "step_s": dt / s["window"], "window_s": dt,
             "peak_mem": float(torch.cuda.max_memory_allocated() if cuda else peak_rss_bytes()),
             "peak_reserved": float(torch.cuda.max_memory_reserved()) if cuda else float("nan"),
+            # CPU: the peak above the process's RSS once torch and transformers are imported, i.e.
+            # what the run itself holds (model, optimizer, data, designer, feedback set, activations)
+            "peak_mem_run": float(torch.cuda.max_memory_allocated() if cuda else peak_rss_bytes() - rss_libraries),
             "value_update_frac": phases.get("value_update", 0.0) / dt,
             "soft_targets_frac": phases.get("soft_targets", 0.0) / dt,
             "feedback_grad_frac": phases.get("value_update/feedback_grad", 0.0) / dt,
@@ -183,7 +190,7 @@ def run_benchmark(settings: dict[str, Any]) -> dict[str, Any]:
 
     s = {"threads": os.cpu_count() or 1, "estimator_repeats": 5, **settings}
     rows = alternate(ARMS, s["repeats"], measure, s, desc="overhead")
-    ratios = {m: ratio_summary(rows, "vpt", "ntp", m) for m in ("tokens_per_s", "step_s", "peak_mem")}
+    ratios = {m: ratio_summary(rows, "vpt", "ntp", m) for m in ("tokens_per_s", "step_s", "peak_mem", "peak_mem_run")}
     est = run_isolated(measure_estimators, "vpt", s)
     checks = {
         "tokens_per_s": ratios["tokens_per_s"]["median"] >= TARGETS["tokens_per_s"],
@@ -197,7 +204,7 @@ def run_benchmark(settings: dict[str, Any]) -> dict[str, Any]:
                     "transformers": transformers.__version__,
                     "device": torch.cuda.get_device_name() if torch.cuda.is_available() and s.get("device") != "cpu" else "cpu"},
         "runs": rows,
-        "arms": {arm: {m: arm_summary(rows, arm, m) for m in ("tokens_per_s", "step_s", "peak_mem", "value_update_frac",
+        "arms": {arm: {m: arm_summary(rows, arm, m) for m in ("tokens_per_s", "step_s", "peak_mem", "peak_mem_run", "value_update_frac",
                                                                "soft_targets_frac", "feedback_grad_frac", "estimate_frac",
                                                                "value_updates")} for arm in ARMS},
         "ratios": ratios,

@@ -37,6 +37,15 @@ def reset_peak_rss() -> bool:
         return False
 
 
+def current_rss_bytes() -> int:
+    """Resident set size now (Linux /proc/self/statm; 0 where unavailable)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize()
+    except OSError:
+        return 0
+
+
 def peak_rss_bytes() -> int:
     """Peak resident set size of this process since the last reset (VmHWM), else since start."""
     try:

@@ -45,14 +45,20 @@ def table3(bench: dict[str, Any]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=COLUMNS)
     m, est = bench.get("machine", {}), bench.get("estimators", {})
     device = m.get("device", "?")
+    where = f"CPU ({s.get('threads')} threads)" if device == "cpu" else device
+    learner = "the config's learner" if s.get("learner") == "config" else f"a {s.get('learner')}-shaped random-init learner"
     df.attrs.update(
         name="Table 3",
-        caption=(f"Steady-state overhead on {device} ({s.get('learner')} learner), measured side by side by "
+        caption=(f"Steady-state overhead on {where}, {learner}, measured side by side by "
                  f"`vpt bench overhead`: {s.get('repeats')} alternating runs per method, {s.get('warmup')} warm-up "
                  f"steps excluded, {s.get('window')}-step window."),
         label="tab:overhead",
         notes=[
-            "Peak mem: CUDA peak allocated in the window on GPU, peak RSS of the process in the window on CPU.",
+            "Peak mem: CUDA peak allocated in the window on GPU, peak RSS of the process in the window on CPU."
+            + (f" On CPU most of it is the imported libraries; above them, the run itself peaks at "
+               f"{_mem(arms['ntp']['peak_mem_run']['median'])} (Baseline) and {_mem(arms['vpt']['peak_mem_run']['median'])} "
+               f"(Value-Based), ratio {ratios['peak_mem_run']['median']:.3f}."
+               if device == "cpu" and "peak_mem_run" in ratios and ratios["peak_mem_run"]["median"] else ""),
             "Vb frac: time inside the value update / window (CUDA events on GPU, wall clock on CPU).",
             "Ratio ranges over repeats: " + ", ".join(
                 f"{k} [{ratios[k]['min']:.3f}, {ratios[k]['max']:.3f}]" for k in ("tokens_per_s", "step_s", "peak_mem")
