@@ -283,3 +283,36 @@ def test_fast_meta_paths_train_the_same_run_as_the_plain_path(world: dict) -> No
     assert all(a == pytest.approx(b, rel=1e-6) for a, b in values)
     assert [r["loss"] for r in rows["fast"]] == pytest.approx([r["loss"] for r in rows["plain"]], rel=1e-6)
     assert all(torch.allclose(p, q, rtol=1e-6, atol=1e-9) for p, q in zip(rows["fast_params"], rows["plain_params"]))
+
+
+def test_soft_target_loss_keeps_no_extra_vocab_sized_tensor_for_backward() -> None:
+    """Top-K, the designer's target and the soft CE add only (B, T, K)-sized state to what the
+    ntp loss keeps for backward: no dense [B, T, vocab] target or second log-softmax."""
+    from vpt.models.designer import DesignerConfig, TaskDesigner
+
+    B, T, Vocab, K = 2, 16, 512, 8
+    torch.manual_seed(0)
+    designer = TaskDesigner(DesignerConfig(vocab_size=Vocab, n_layer=1, n_embd=16, n_head=2, K=K))
+    ids = torch.randint(0, Vocab, (B, T))
+    sh = Shifted.of(ids, ids, torch.float32)
+
+    def saved_bytes(method: str) -> tuple[int, int]:
+        logits = torch.randn(B, T - 1, Vocab, requires_grad=True)
+        sizes: list[int] = []
+
+        def pack(x: torch.Tensor) -> torch.Tensor:
+            sizes.append(x.numel() * x.element_size() if x.data_ptr() != logits.data_ptr() else 0)  # logits: in both
+            return x
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+            targets = step_targets(method, logits, sh, K, 0.25, designer)
+            loss, _ = learner_loss(logits, sh, targets)
+        loss.backward()
+        vocab_sized = sum(1 for s in sizes if s >= B * (T - 1) * Vocab * 4)
+        return sum(sizes), vocab_sized
+
+    ntp_bytes, ntp_vocab = saved_bytes("ntp")
+    for method in ("vpt", "uniform_smoothing", "self_distill"):
+        got, vocab = saved_bytes(method)
+        assert vocab <= ntp_vocab, method
+        assert got - ntp_bytes <= 8 * B * (T - 1) * (K + 1) * 8, (method, got, ntp_bytes)  # a few (B, T, 1+K) tensors
