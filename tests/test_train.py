@@ -316,3 +316,25 @@ def test_soft_target_loss_keeps_no_extra_vocab_sized_tensor_for_backward() -> No
         got, vocab = saved_bytes(method)
         assert vocab <= ntp_vocab, method
         assert got - ntp_bytes <= 8 * B * (T - 1) * (K + 1) * 8, (method, got, ntp_bytes)  # a few (B, T, 1+K) tensors
+
+
+def test_designer_covers_a_padded_learner_vocabulary(world: dict) -> None:
+    """Qwen-style learners have more output rows than tokens (151,936 vs 151,646): top-K
+    candidates can be padding ids, which the designer must be able to embed."""
+    tok = load_tokenizer(world["root"] / "tok")
+    t = make(world, "padded", "vpt", steps=2)
+    padded = {**ARCH, "vocab_size": len(tok) + 100}
+    spec = RunSpec(run_dir=world["root"] / "padded2", packed_dir=world["root"] / "packed", tokenizer_path=str(world["root"] / "tok"),
+                   architecture=padded, feedback_table=world["feedback"])
+    torch.manual_seed(0)
+    t = Trainer(t.cfg, spec, device="cpu")
+    with torch.no_grad():  # make every top-K candidate a padding id
+        t.model.get_output_embeddings().bias = None
+        t.model.lm_head.weight[len(tok):] *= 50
+    assert t.designer.cfg.vocab_size == len(tok) + 100
+    ids, _ = t.data.next()
+    t.data.cursor = 0
+    with torch.no_grad():
+        assert (t.model(input_ids=ids).logits.topk(5, dim=-1).indices >= len(tok)).any()
+    row = t.train_step()
+    assert "value" in row and row["step"] == 1

@@ -252,8 +252,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
     tok = load_tokenizer(ckpt_dir)
     designer = None
     if tcfg.method in VALUE_METHODS:
-        d = tcfg.designer
-        designer = TaskDesigner(DesignerConfig(len(tok), d.n_layer, d.n_embd, d.n_head, d.K, d.alpha_max))
+        designer = TaskDesigner(DesignerConfig.for_learner(model, tcfg.designer))
         designer.load_state_dict(torch.load(ckpt_dir / "designer.pt", map_location="cpu"))
     fb = tcfg.feedback
     table = _read_parquet(paths.raw_split(cfg, fb.dataset, fb.split))

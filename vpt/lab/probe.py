@@ -35,8 +35,7 @@ def probe(cfg: LabConfig, out: Path) -> dict[str, Any]:
     tok = lab_tokenizer(out / "data")
     designer = None
     if method in VALUE_METHODS:
-        d = tcfg.designer
-        designer = TaskDesigner(DesignerConfig(len(tok), d.n_layer, d.n_embd, d.n_head, d.K, d.alpha_max))
+        designer = TaskDesigner(DesignerConfig.for_learner(model, tcfg.designer))
         designer.load_state_dict(torch.load(final / "designer.pt", map_location="cpu"))
     data_dir = out / "data"
     fb = tcfg.feedback

@@ -87,7 +87,7 @@ def alpha_analysis(cfg: LabConfig, out: Path) -> dict[str, Any]:
         model = load_learner(str(final), None, torch.float32, "sdpa").eval()
         tok = lab_tokenizer(out / "data")
         d = train_config(cfg, "vpt", s).designer
-        designer = TaskDesigner(DesignerConfig(len(tok), d.n_layer, d.n_embd, d.n_head, d.K, d.alpha_max)).eval()
+        designer = TaskDesigner(DesignerConfig.for_learner(model, d)).eval()
         designer.load_state_dict(torch.load(final / "designer.pt", map_location="cpu"))
         tables.append(alpha_table(model, designer, tok, docs).assign(seed=s))
     table = pd.concat(tables, ignore_index=True)

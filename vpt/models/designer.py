@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,14 @@ class DesignerConfig:
     K: int = 64
     alpha_max: float = 0.5
     rope_theta: float = 10000.0
+
+    @classmethod
+    def for_learner(cls, learner: nn.Module, section: Any) -> DesignerConfig:
+        """The designer of a learner, sized from `train.designer` (`section`). Its vocabulary is the
+        learner's output vocabulary, not the tokenizer's: the candidates are the learner's top-K
+        logits, and models pad their vocabulary (Qwen1.5: 151,936 rows, 151,646 tokens)."""
+        rows = learner.get_output_embeddings().weight.shape[0]  # type: ignore[operator,union-attr]
+        return cls(rows, section.n_layer, section.n_embd, section.n_head, section.K, section.alpha_max)
 
 
 @dataclass

@@ -174,7 +174,7 @@ class Trainer:
         fb = cfg.feedback
         self.feedback = FeedbackSet(self.spec.feedback_table, self.tok, fb.n, fb.seed, fb.max_len)
         d = cfg.designer
-        dcfg = DesignerConfig(len(self.tok), d.n_layer, d.n_embd, d.n_head, d.K, d.alpha_max)
+        dcfg = DesignerConfig.for_learner(self.model, d)
         designer_dtype = torch.float64 if self.param_dtype == torch.float64 else torch.float32  # kept in fp32
         self.designer = TaskDesigner(dcfg).to(self.device, designer_dtype)
         self.d_params = list(self.designer.parameters())
