@@ -1,20 +1,31 @@
-"""Soft-target cross-entropy over a candidate set, from gathers of the log-softmax.
+"""Soft-target cross-entropy over a candidate set.
 
 Target at position t: q_t = (1 - alpha_t) delta_{y_t} + alpha_t p_t, with p_t supported on the
-K candidate ids. Loss: CE(q_t, p_theta,t) averaged over labeled positions. Only the log-probs of
-y_t and the K candidates are formed (logit - logsumexp), never a dense [B, T, vocab] target.
-With alpha = 0 the loss and its gradient are bit-identical to next-token cross-entropy.
+K candidate ids. Loss: CE(q_t, p_theta,t) averaged over labeled positions. log p(y_t) comes from
+the fused cross-entropy kernel (as in the baseline), the K candidates' log-probs from gathers
+(logit - logsumexp); no dense [B, T, vocab] target is formed. The loss is written
+log p(y) + alpha (sum_k p_k log p(c_k) - log p(y)), so with alpha = 0 it and its gradient are
+bit-identical to next-token cross-entropy.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+
+from vpt.data.pack import IGNORE
 
 
 def candidate_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """log softmax(logits) at `ids`. logits: (B, T, V); ids: (B, T, M) -> (B, T, M)."""
     lse = torch.logsumexp(logits, dim=-1, keepdim=True)  # (B, T, 1)
     return logits.gather(-1, ids) - lse
+
+
+def target_logprobs(logits: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, T) log p_theta(y_t) by F.cross_entropy (log-softmax + NLL in one kernel); 0 where mask is 0."""
+    t = target.masked_fill(mask == 0, IGNORE)
+    return -F.cross_entropy(logits.flatten(0, -2), t.flatten(), ignore_index=IGNORE, reduction="none").view(target.shape)
 
 
 def soft_target_ce(
@@ -27,7 +38,7 @@ def soft_target_ce(
     per_token = logp_y
     if alpha is not None:
         assert probs is not None and logp_c is not None
-        per_token = (1 - alpha) * logp_y + alpha * (probs * logp_c).sum(-1)
+        per_token = logp_y + alpha * ((probs * logp_c).sum(-1) - logp_y)  # = (1 - a) log p(y) + a sum_k p_k log p(c_k)
     return -(per_token * mask).sum() / mask.sum().clamp(min=1)
 
 

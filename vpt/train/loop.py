@@ -115,7 +115,7 @@ class Trainer:
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(
             self.params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
-            foreach=self.device.type == "cuda",
+            fused=True,  # one kernel for all parameters, on CPU as on GPU (transformers.Trainer's default too)
         )
         self.lrs = warmup_cosine(cfg.steps, cfg.lr, cfg.warmup_steps, cfg.min_lr_ratio)
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)  # feedback batches, random directions

@@ -14,7 +14,8 @@ from torch import nn
 from torch.func import functional_call
 
 from vpt.data.pack import IGNORE
-from vpt.losses.soft_target import candidate_logprobs, self_distill_targets, soft_target_ce, uniform_targets
+from vpt.losses.soft_target import (candidate_logprobs, self_distill_targets, soft_target_ce, target_logprobs,
+                                    uniform_targets)
 from vpt.models.designer import DesignerOutput, TaskDesigner
 from vpt.value.boundary import ScopeBoundary
 from vpt.value.flat import Vec
@@ -22,28 +23,36 @@ from vpt.value.flat import Vec
 
 @dataclass
 class Shifted:
-    """A batch in prediction space: position t of `context` predicts `target[t]`."""
+    """A batch in prediction space: position t of `context` predicts `target[t]`.
 
-    context: torch.Tensor  # (B, T-1) input ids
-    target: torch.Tensor  # (B, T-1) next ids
-    mask: torch.Tensor  # (B, T-1) 1.0 where the target is labeled
+    Full length T, with the last position masked (it has no next token; its target is a
+    placeholder), so the model's logits are used as they come: a [:, :-1] slice of the
+    (B, T, vocab) logits would cost a vocab-sized zero-fill and copy in every backward.
+    """
+
+    context: torch.Tensor  # (B, T) input ids
+    target: torch.Tensor  # (B, T) next ids (last column: a placeholder)
+    mask: torch.Tensor  # (B, T) 1.0 where the target is labeled
 
     @classmethod
     def of(cls, ids: torch.Tensor, labels: torch.Tensor, dtype: torch.dtype) -> Shifted:
-        return cls(ids[:, :-1], ids[:, 1:], (labels[:, 1:] != IGNORE).to(dtype))
+        mask = (labels.roll(-1, dims=1) != IGNORE).to(dtype)
+        mask[:, -1] = 0
+        return cls(ids, ids.roll(-1, dims=1), mask)
 
 
 def logits_of(model: nn.Module, ids: torch.Tensor, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-    """(B, T-1, V) next-token logits (the last position predicts nothing in the batch)."""
-    out = model(input_ids=ids) if params is None else functional_call(model, params, (), {"input_ids": ids})
-    return out.logits[:, :-1]
+    """(B, T, V) next-token logits (the last position's are unused: masked in Shifted)."""
+    kwargs = {"input_ids": ids, "use_cache": False}  # no KV cache while training
+    out = model(**kwargs) if params is None else functional_call(model, params, (), kwargs)
+    return out.logits
 
 
 def ntp_loss(model: nn.Module, ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Answer-token cross-entropy; also the feedback loss L_down."""
     logits = logits_of(model, ids)
     b = Shifted.of(ids, labels, logits.dtype)
-    return soft_target_ce(candidate_logprobs(logits, b.target[..., None])[..., 0], b.mask)
+    return soft_target_ce(target_logprobs(logits, b.target, b.mask), b.mask)
 
 
 @dataclass
@@ -58,11 +67,13 @@ class StepTargets:
 def learner_loss(logits: torch.Tensor, b: Shifted, t: StepTargets) -> tuple[torch.Tensor, torch.Tensor]:
     """(training loss, plain next-token CE of the same batch: comparable across methods)."""
     if t.alpha is None:
-        loss = soft_target_ce(candidate_logprobs(logits, b.target[..., None])[..., 0], b.mask)
+        loss = soft_target_ce(target_logprobs(logits, b.target, b.mask), b.mask)
         return loss, loss.detach()
-    lp = candidate_logprobs(logits, torch.cat([b.target[..., None], t.cand], dim=-1))  # (B, T, 1+K)
-    loss = soft_target_ce(lp[..., 0], b.mask, t.alpha, t.probs, lp[..., 1:])
-    return loss, soft_target_ce(lp[..., 0].detach(), b.mask)
+    # one log-softmax, as in the baseline's cross-entropy kernel, read at the label and the K candidates
+    logp = logits.log_softmax(-1)  # (B, T, V)
+    logp_y, logp_c = logp.gather(-1, b.target[..., None])[..., 0], logp.gather(-1, t.cand)  # (B, T), (B, T, K)
+    loss = soft_target_ce(logp_y, b.mask, t.alpha, t.probs, logp_c)
+    return loss, soft_target_ce(logp_y.detach(), b.mask)
 
 
 def step_targets(
