@@ -69,10 +69,11 @@ def learner_loss(logits: torch.Tensor, b: Shifted, t: StepTargets) -> tuple[torc
     if t.alpha is None:
         loss = soft_target_ce(target_logprobs(logits, b.target, b.mask), b.mask)
         return loss, loss.detach()
-    # one log-softmax, as in the baseline's cross-entropy kernel, read at the label and the K candidates
-    logp = logits.log_softmax(-1)  # (B, T, V)
-    logp_y, logp_c = logp.gather(-1, b.target[..., None])[..., 0], logp.gather(-1, t.cand)  # (B, T), (B, T, K)
-    loss = soft_target_ce(logp_y, b.mask, t.alpha, t.probs, logp_c)
+    # one log-softmax, as in the baseline's cross-entropy kernel, read at the label and the K
+    # candidates in one gather (its backward zero-fills one vocab-sized gradient, not two)
+    logp = logits.log_softmax(-1).gather(-1, torch.cat([b.target[..., None], t.cand], dim=-1))  # (B, T, 1+K)
+    logp_y = logp[..., 0]
+    loss = soft_target_ce(logp_y, b.mask, t.alpha, t.probs, logp[..., 1:])
     return loss, soft_target_ce(logp_y.detach(), b.mask)
 
 
