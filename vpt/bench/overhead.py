@@ -83,9 +83,9 @@ def _trainer(arm: str, s: dict[str, Any], run_dir: str) -> Any:
     shape = LEARNERS[s["learner"]]
     if shape is not None:
         spec.learner_path, spec.architecture = None, shape
-        spec.packed_dir = recut_packed(Path(spec.packed_dir), s["seq_len"], Path(run_dir) / "packed")
-    elif s.get("seq_len"):
-        spec.packed_dir = recut_packed(Path(spec.packed_dir), s["seq_len"], Path(run_dir) / "packed")
+    seq_len = s.get("seq_len") or (1024 if shape is not None else None)  # the GPU setting: 1024
+    if seq_len:
+        spec.packed_dir = recut_packed(Path(spec.packed_dir), seq_len, Path(run_dir) / "packed")
     torch.manual_seed(0)
     return Trainer(tcfg, spec, device=s.get("device"))
 
