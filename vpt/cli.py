@@ -349,21 +349,13 @@ def cmd_bench_decontaminate(args: argparse.Namespace) -> None:
 
 
 def cmd_bench_overhead(args: argparse.Namespace) -> None:
-    from vpt.bench.overhead import run_benchmark
+    from vpt.bench.overhead import FAST_PATHS, resolve_settings, run_benchmark
     from vpt.io import write_json
 
-    cfg = _cfg(args)
-    s = {**cfg.get("bench", {}).get("overhead", {})}
-    for key in ("learner", "warmup", "window", "repeats", "meta_every", "seq_len", "batch_size", "dtype", "device",
-                "threads", "estimator_repeats"):
-        if getattr(args, key) is not None:
-            s[key] = getattr(args, key)
-    s.setdefault("learner", "config")
-    s.setdefault("warmup", 5)
-    s.setdefault("window", 32)
-    s.setdefault("repeats", 3)
-    if args.plain:
-        s["fd_fused"], s["scope_cache"], s["feedback_scope_graph"] = False, False, False
+    keys = ("learner", "warmup", "window", "repeats", "meta_every", "seq_len", "batch_size", "dtype", "device", "threads",
+            "estimator_repeats")
+    overrides = {k: getattr(args, k) for k in keys} | ({k: False for k in FAST_PATHS} if args.plain else {})
+    s = resolve_settings(_cfg(args).get("bench", {}).get("overhead", {}), overrides)
     if s["window"] < 4 * (s.get("meta_every") or 1):
         log.warning("window %d is not >> meta_every %s: few value updates in the window", s["window"], s.get("meta_every"))
     result = run_benchmark({**s, "config": args.config or [DEFAULT_CONFIG]})
@@ -373,6 +365,8 @@ def cmd_bench_overhead(args: argparse.Namespace) -> None:
           f"step time {r['step_s']['median']:.3f}  peak memory {r['peak_mem']['median']:.3f}  "
           f"value-update fraction {result['arms']['vpt']['value_update_frac']['median']:.3f}  "
           f"finite_difference/autograd {e['fd_over_autograd']:.3f}  targets met: {result['target_met']}")
+
+
 def cmd_bench_trainer(args: argparse.Namespace) -> None:
     import os
 

@@ -40,6 +40,14 @@ QWEN15_05B = {"model_type": "qwen2", "vocab_size": 151936, "hidden_size": 1024, 
               "tie_word_embeddings": True}
 LEARNERS = {"config": None, "qwen1.5-0.5b": QWEN15_05B}
 TARGETS = {"tokens_per_s": 0.95, "peak_mem": 1.05, "fd_over_autograd": 0.5}
+DEFAULTS = {"learner": "config", "warmup": 5, "window": 32, "repeats": 3, "estimator_repeats": 5}
+FAST_PATHS = ("fd_fused", "scope_cache", "feedback_scope_graph")  # train.value switches; --plain turns them off
+
+
+def resolve_settings(section: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Defaults <- the config's bench.overhead section <- command-line overrides (None: not given)."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return {"threads": os.cpu_count() or 1, **DEFAULTS, **section, **given}
 
 
 def recut_packed(src: Path, seq_len: int, out: Path) -> Path:
@@ -77,7 +85,7 @@ def _trainer(arm: str, s: dict[str, Any], run_dir: str) -> Any:
     tcfg.value.burn_in = 0
     if s.get("dtype"):
         tcfg.dtype = s["dtype"]
-    for key in ("fd_fused", "scope_cache", "feedback_scope_graph", "estimator"):
+    for key in (*FAST_PATHS, "estimator"):
         if s.get(key) is not None:
             setattr(tcfg.value, key, s[key])
     shape = LEARNERS[s["learner"]]
@@ -184,11 +192,11 @@ def measure_estimators(arm: str, s: dict[str, Any]) -> dict[str, float]:
         return result
 
 
-def run_benchmark(settings: dict[str, Any]) -> dict[str, Any]:
+def run_benchmark(s: dict[str, Any]) -> dict[str, Any]:
+    """Both arms side by side, then the estimators; `s` from resolve_settings plus "config"."""
     import torch
     import transformers
 
-    s = {"threads": os.cpu_count() or 1, "estimator_repeats": 5, **settings}
     rows = alternate(ARMS, s["repeats"], measure, s, desc="overhead")
     ratios = {m: ratio_summary(rows, "vpt", "ntp", m) for m in ("tokens_per_s", "step_s", "peak_mem", "peak_mem_run")}
     est = run_isolated(measure_estimators, "vpt", s)

@@ -213,13 +213,17 @@ def machine(device: str) -> dict[str, Any]:
 
 def summarize(settings: dict[str, Any], rows: list[dict[str, Any]], repeats: int) -> dict[str, Any]:
     from vpt.bench.sidebyside import arm_summary, ratio_summary
+    from vpt.data.pack import open_packed
 
     ours, hf = ARMS
     tcfg = settings["train"]
-    from vpt.data.pack import open_packed
+
+    def compare(metric: str) -> dict[str, Any]:
+        return {ours: arm_summary(rows, ours, metric), hf: arm_summary(rows, hf, metric), "ratio": ratio_summary(rows, ours, hf, metric)}
 
     seq_len = int(open_packed(settings["packed_dir"])[0].shape[1])
-    tps = ratio_summary(rows, ours, hf, "tokens_per_s")
+    tokens = compare("tokens_per_s")
+    tps = tokens["ratio"]
     loss_gap = [abs(a["final_loss"] - b["final_loss"]) / max(abs(b["final_loss"]), 1e-12)
                 for a in rows if a["arm"] == ours for b in rows if b["arm"] == hf and b["repeat"] == a["repeat"]]
     cuda = torch.device(settings["device"]).type == "cuda"
@@ -236,7 +240,7 @@ def summarize(settings: dict[str, Any], rows: list[dict[str, Any]], repeats: int
             "optimizer": {"lr": tcfg["lr"], "betas": [tcfg["beta1"], tcfg["beta2"]], "eps": 1e-8, "weight_decay": tcfg["weight_decay"],
                           "weight_decay_on": "every parameter in both arms (HF's bias/norm exemption is switched off)",
                           "grad_clip": tcfg["grad_clip"],
-                          "implementation": {ours: f"torch.optim.AdamW(foreach={cuda})",
+                          "implementation": {ours: "torch.optim.AdamW(fused=True)",
                                              hf: "TrainingArguments.optim default (adamw_torch_fused)"}},
             "schedule": {"warmup_steps": tcfg["warmup_steps"], "min_lr_ratio": tcfg["min_lr_ratio"], "steps": settings["warmup"] + settings["window"],
                          "hf": "LambdaLR over vpt.train.schedule.warmup_cosine; the nearest built-in, cosine_with_min_lr, "
@@ -246,14 +250,10 @@ def summarize(settings: dict[str, Any], rows: list[dict[str, Any]], repeats: int
             "peak_mem": "CUDA max_memory_allocated" if cuda else "process peak RSS (VmHWM), reset at the window start",
         },
         "machine": machine(settings["device"]),
-        "tokens_per_s": {ours: arm_summary(rows, ours, "tokens_per_s"), hf: arm_summary(rows, hf, "tokens_per_s"), "ratio": tps},
-        "step_s": {ours: arm_summary(rows, ours, "step_s_mean"), hf: arm_summary(rows, hf, "step_s_mean"),
-                   "ratio": ratio_summary(rows, ours, hf, "step_s_mean")},
-        "tokens_per_s_at_median_step": {ours: arm_summary(rows, ours, "tokens_per_s_at_median_step"),
-                                        hf: arm_summary(rows, hf, "tokens_per_s_at_median_step"),
-                                        "ratio": ratio_summary(rows, ours, hf, "tokens_per_s_at_median_step")},
-        "peak_mem_bytes": {ours: arm_summary(rows, ours, "peak_mem_bytes"), hf: arm_summary(rows, hf, "peak_mem_bytes"),
-                           "ratio": ratio_summary(rows, ours, hf, "peak_mem_bytes")},
+        "tokens_per_s": tokens,
+        "step_s": compare("step_s_mean"),
+        "tokens_per_s_at_median_step": compare("tokens_per_s_at_median_step"),
+        "peak_mem_bytes": compare("peak_mem_bytes"),
         "final_loss": {ours: arm_summary(rows, ours, "final_loss"), hf: arm_summary(rows, hf, "final_loss"),
                        "max_relative_gap": max(loss_gap) if loss_gap else None},
         "runs": rows,

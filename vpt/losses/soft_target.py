@@ -1,9 +1,10 @@
 """Soft-target cross-entropy over a candidate set.
 
 Target at position t: q_t = (1 - alpha_t) delta_{y_t} + alpha_t p_t, with p_t supported on the
-K candidate ids. Loss: CE(q_t, p_theta,t) averaged over labeled positions. log p(y_t) comes from
-the fused cross-entropy kernel (as in the baseline), the K candidates' log-probs from gathers
-(logit - logsumexp); no dense [B, T, vocab] target is formed. The loss is written
+K candidate ids. Loss: CE(q_t, p_theta,t) averaged over labeled positions, from the log-probs of
+y_t and the K candidates only (`target_logprobs`: the cross-entropy kernel, for ntp and the
+feedback loss; `candidate_logprobs`: logit - logsumexp gathers); no dense [B, T, vocab] target
+is formed. The loss is written
 log p(y) + alpha (sum_k p_k log p(c_k) - log p(y)), so with alpha = 0 it and its gradient are
 bit-identical to next-token cross-entropy.
 """

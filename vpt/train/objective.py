@@ -3,10 +3,9 @@ value objective whose meta-gradient trains the designer."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import contextlib
 
 import torch
 import torch.autograd.forward_ad as fwAD

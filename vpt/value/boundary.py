@@ -41,11 +41,13 @@ class _Replay(nn.Module):
 
 
 class ScopeBoundary:
-    """Keeps the input of the first scope block; None-like (index 0) when the scope has no lower part."""
+    """Keeps the input of the first block of a `last:<k>` scope; does nothing when k covers every block."""
 
     def __init__(self, model: nn.Module, scope: str) -> None:
+        if not scope.startswith("last:"):
+            raise ValueError(f"a scope boundary needs a 'last:<k>' scope, not {scope!r}")
         self.blocks = transformer_blocks(model)
-        k = int(scope.split(":", 1)[1]) if scope.startswith("last:") else len(self.blocks)
+        k = int(scope.split(":", 1)[1])
         self.index = len(self.blocks) - k  # blocks [0, index) lie below the scope
         self.kept: Any = None
         self._ids: torch.Tensor | None = None
