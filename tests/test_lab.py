@@ -97,8 +97,13 @@ def test_snakemake_dry_run_lists_the_lab_jobs(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     counts = dict(re.findall(r"^(lab_\w+)\s+(\d+)$", r.stdout, re.M))
     cfg = load_lab(work / "config" / "lab.yaml")
+    n_trials = sum(len(cfg.tuning["trials"][m]) for m in cfg.methods)
     assert counts == {"lab_data": "1", "lab_base": "1", "lab_run": str(len(cfg.methods) * len(cfg.seeds)),
-                      "lab_probe": "1", "lab_report": "1"}
+                      "lab_tune": str(n_trials), "lab_tuning": "1", "lab_probe": "1", "lab_report": "1"}
+    r = snakemake("-n", "results/lab/tuning/tuning.md", "--configfile", "config/lab.yaml", cwd=work, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    counts = dict(re.findall(r"^(lab_\w+)\s+(\d+)$", r.stdout, re.M))
+    assert counts == {"lab_data": "1", "lab_base": "1", "lab_tune": str(n_trials), "lab_tuning": "1"}
 
 
 def test_packed_rows_tokenize_like_evaluation(tmp_path: Path) -> None:
@@ -117,3 +122,91 @@ def test_packed_rows_tokenize_like_evaluation(tmp_path: Path) -> None:
     row = ids[0][:60].astype(int).tolist()  # the stream starts at a document's "Question:"
     again = tok(tok.decode(row), add_special_tokens=False)["input_ids"]
     assert again[:50] == row[:50]
+
+
+def test_token_accuracy_matches_a_brute_force_count(tmp_path: Path) -> None:
+    """answer_scores' accuracy = for each problem, the share of its answer tokens whose argmax
+    prediction (given the true prefix) is the label, counted one position at a time."""
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from vpt.data.pack import IGNORE, encode_document
+    from vpt.data.tokenizer import corpus_texts, load_tokenizer, train_bpe
+    from vpt.lab.evaluate import answer_scores
+
+    df = split_frame(_small(), "validation").iloc[:5]
+    train_bpe(corpus_texts(df["problem"], df["solution"]), 300, 2, tmp_path / "tok")
+    tok = load_tokenizer(tmp_path / "tok")
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=len(tok), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                         num_key_value_heads=1, intermediate_size=64, max_position_embeddings=512)).eval()
+    loss, acc = answer_scores(model, tok, df, batch_size=2)  # padded batches of unequal lengths
+    for i, (p, s) in enumerate(zip(df["problem"], df["solution"])):
+        ids, labels = encode_document(tok, p, s)
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids])).logits[0]
+        hits, ces = [], []
+        for t in range(1, len(ids)):
+            if labels[t] != IGNORE:
+                hits.append(int(logits[t - 1].argmax()) == labels[t])
+                ces.append(float(torch.nn.functional.cross_entropy(logits[t - 1], torch.tensor(labels[t]))))
+        assert acc[i] == pytest.approx(np.mean(hits)) and loss[i] == pytest.approx(np.mean(ces), rel=1e-4)
+
+
+def test_tuning_needs_equal_budgets_and_its_own_seed() -> None:
+    trials = {m: [{"lr": 1e-3}, {"lr": 2e-3}] for m in ("ntp", "vpt")}
+    LabConfig(methods=["ntp", "vpt"], tuning={"seed": 99, "trials": trials})
+    with pytest.raises(VptError, match="same number of trials"):
+        LabConfig(methods=["ntp", "vpt"], tuning={"seed": 99, "trials": {**trials, "vpt": [{"lr": 1e-3}]}})
+    with pytest.raises(VptError, match="missing"):
+        LabConfig(methods=["ntp", "vpt"], tuning={"seed": 99, "trials": {"ntp": trials["ntp"]}})
+    with pytest.raises(VptError, match="tuning.seed"):
+        LabConfig(methods=["ntp", "vpt"], seeds=[0, 99], tuning={"seed": 99, "trials": trials})
+    with pytest.raises(VptError, match="primary_metric"):
+        LabConfig(primary_metric="perplexity")
+    with pytest.raises(VptError, match="method_train"):
+        LabConfig(methods=["ntp"], method_train={"vpt": {"lr": 1e-3}})
+
+
+def test_train_config_layers_train_method_train_and_trial() -> None:
+    from vpt.lab.run import train_config
+
+    cfg = load_lab(REPO / "config" / "lab.yaml")
+    cfg.method_train = {"vpt": {"lr": 7e-4, "value": {"kind": "cosine"}}}
+    t = train_config(cfg, "vpt", 3)
+    assert (t.lr, t.value.kind, t.value.meta_every, t.seed) == (7e-4, "cosine", cfg.train["value"]["meta_every"], 3)
+    assert train_config(cfg, "ntp", 3).lr == cfg.train["lr"]  # another method keeps lab.train
+    assert train_config(cfg, "vpt", 3, {"lr": 5e-3}).lr == 5e-3  # a trial wins over both
+
+
+def test_pinned_method_train_is_what_the_config_tuning_can_choose() -> None:
+    """Every pinned value must be one of that method's trials (a pin from outside the grid would
+    be tuning without a record)."""
+    cfg = load_lab(REPO / "config" / "lab.yaml")
+    for m, pinned in cfg.method_train.items():
+        assert pinned in cfg.tuning["trials"][m], (m, pinned)
+
+
+def test_tuning_summary_picks_the_best_trial_per_method_and_checks_the_pins(tmp_path: Path) -> None:
+    import json
+
+    from vpt.lab.tune import summarize, trial_dir
+
+    trials = {"ntp": [{"lr": 1e-3}, {"lr": 2e-3}], "vpt": [{"lr": 1e-3}, {"lr": 2e-3}]}
+    scores = {"ntp": [0.30, 0.33], "vpt": [0.32, 0.31]}
+    for higher, metric in ((True, "token_accuracy"), (False, "answer_loss")):
+        cfg = LabConfig(methods=["ntp", "vpt"], primary_metric=metric, tuning={"seed": 99, "trials": trials},
+                        method_train={"ntp": {"lr": 2e-3}, "vpt": {"lr": 2e-3}})
+        for m, vals in scores.items():
+            for i, v in enumerate(vals):
+                d = trial_dir(tmp_path, m, i)
+                d.mkdir(parents=True, exist_ok=True)
+                (d / "result.json").write_text(json.dumps({"trial": i, "overrides": trials[m][i], "value": v,
+                                                           "metrics": {"answer_loss": 5.0}}))
+        res = summarize(cfg, tmp_path)["methods"]
+        if higher:
+            assert (res["ntp"]["best"], res["vpt"]["best"]) == (1, 0)
+            assert res["ntp"]["pinned_is_best"] and not res["vpt"]["pinned_is_best"]
+        else:  # lower is better: the other trial wins
+            assert (res["ntp"]["best"], res["vpt"]["best"]) == (0, 1)
+        assert "vpt NO" in (tmp_path / "tuning" / "tuning.md").read_text() or not higher

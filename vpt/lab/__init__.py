@@ -19,8 +19,12 @@ continued-pretrained by each method with the project's compute-matched Trainer: 
 batch, optimizer, schedule and, per seed, the same data order. Seeds (>= 5) vary data order,
 designer initialization and feedback batches; method comparisons are paired by seed.
 
-Metrics (vpt.lab.evaluate): held-out answer loss (teacher-forced CE of answer tokens) and greedy
-exact-match accuracy against learner steps; the non-target families' answer loss.
+Metrics (vpt.lab.evaluate): the pre-registered primary metric, held-out answer-token accuracy
+(teacher-forced argmax); held-out answer loss and greedy exact-match accuracy against learner
+steps; the non-target families' loss and token accuracy.
+Tuning (vpt.lab.tune): the same number of trials per method on the validation split at a seed
+outside the report's seeds; the chosen values are pinned in lab.method_train, and the tuning
+summary says whether the pins are the winners.
 Statistics (vpt.lab.stats): mean and Student-t 95% CI over seeds; paired t-test and exact
 Wilcoxon signed-rank against ntp on the final metric; Pearson r with a percentile bootstrap CI
 for the A.6 probe (vpt.lab.probe, which reuses vpt.train.probe).
@@ -28,6 +32,6 @@ The designer (vpt.lab.alpha): alpha per problem family and per kind of target to
 operators, words, other) on documents of every family.
 
 Wiring: workflow/rules/lab.smk (loaded by the Snakefile only for a config with a `lab:` section)
-runs `python -m vpt.lab data|base|run|probe|report`; the report is results/lab/report.md with
+runs `python -m vpt.lab data|base|tune|tuning|run|probe|report`; the report is results/lab/report.md with
 figures under results/lab/.
 """

@@ -1,4 +1,4 @@
-"""python -m vpt.lab {data,base,run,probe,report} --config config/lab.yaml"""
+"""python -m vpt.lab {data,base,tune,tuning,run,evaluate,probe,report} --config config/lab.yaml"""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from vpt.errors import VptError
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m vpt.lab")
-    p.add_argument("stage", choices=["data", "base", "run", "evaluate", "probe", "report"])
+    p.add_argument("stage", choices=["data", "base", "tune", "tuning", "run", "evaluate", "probe", "report"],
+                   help="tune: one tuning trial (--method, --trial); tuning: their summary")
     p.add_argument("--config", default="config/lab.yaml")
     p.add_argument("--method")
     p.add_argument("--seed", type=int)
+    p.add_argument("--trial", type=int)
     p.add_argument("--threads", type=int, default=1, help="torch threads (2 cores: two jobs of one thread)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=YAML",
                    help="override lab keys for pilots/tuning, e.g. out_dir=/tmp/x train.lr=3e-3")
@@ -37,6 +39,16 @@ def main(argv: list[str] | None = None) -> int:
             from vpt.lab.run import pretrain_base
 
             pretrain_base(cfg, out)
+        elif a.stage == "tune":
+            from vpt.lab.tune import trial
+
+            if a.method is None or a.trial is None:
+                raise VptError("tune needs --method and --trial")
+            trial(cfg, out, a.method, a.trial)
+        elif a.stage == "tuning":
+            from vpt.lab.tune import summarize
+
+            summarize(cfg, out)
         elif a.stage == "run":
             from vpt.lab.run import train_run
 

@@ -14,6 +14,10 @@ from vpt.errors import VptError
 from vpt.train.config import METHODS
 
 
+# metric -> True where higher is better (vpt.lab.evaluate)
+PRIMARY_METRICS: dict[str, bool] = {"token_accuracy": True, "answer_loss": False, "accuracy": True}
+
+
 @dataclass
 class SplitSpec:
     """One generated split: n problems from the seeded generator."""
@@ -45,6 +49,13 @@ class LabConfig:
     eval_steps: list[int] = field(default_factory=list)  # learner steps evaluated (the last one is final)
     eval_split: str = "test"  # test for the report; validation while tuning
     max_new_tokens: int = 48
+    # per-method TrainConfig keys over `train` (the values the tuning chose, pinned here)
+    method_train: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # the pre-registered primary metric (lab.evaluate): the goal check and the tuning read it
+    primary_metric: str = "token_accuracy"
+    # tuning on the validation split: per method a list of trials (train-key overrides), the
+    # same number of trials for every method (equal budget), run at one seed not in `seeds`
+    tuning: dict[str, Any] = field(default_factory=dict)
     probe_runs: dict[str, Any] = field(default_factory=lambda: {"probes": 64, "etas": [1e-3, 1e-2, 1e-1], "batch_size": 8, "method": "vpt", "seed": 0})
     bootstrap: int = 2000
 
@@ -61,6 +72,20 @@ class LabConfig:
             raise VptError(f"lab.methods: unknown {bad}; choose from {', '.join(METHODS)}")
         if len(set(self.seeds)) < 2:
             raise VptError(f"lab.seeds: {self.seeds}; a paired test needs at least 2 seeds")
+        if self.primary_metric not in PRIMARY_METRICS:
+            raise VptError(f"lab.primary_metric: {self.primary_metric!r}; choose from {', '.join(PRIMARY_METRICS)}")
+        bad = sorted(set(self.method_train) - set(self.methods))
+        if bad:
+            raise VptError(f"lab.method_train: {bad} not in lab.methods {self.methods}")
+        trials = self.tuning.get("trials", {})
+        if trials:
+            missing = [m for m in self.methods if m not in trials]
+            sizes = {m: len(t) for m, t in trials.items()}
+            if missing or len(set(sizes.values())) != 1:
+                raise VptError(f"lab.tuning.trials: every method needs the same number of trials (equal budget); "
+                               f"got {sizes}, missing {missing}")
+            if int(self.tuning.get("seed", -1)) in self.seeds:
+                raise VptError(f"lab.tuning.seed: {self.tuning.get('seed')} is one of lab.seeds {self.seeds}; tune on another seed")
         if self.eval_split not in ("test", "validation"):
             raise VptError(f"lab.eval_split: {self.eval_split!r}; choose test or validation")
 

@@ -2,6 +2,10 @@
 
 answer_loss: teacher-forced cross-entropy of the answer tokens (EOS included), averaged per
 problem and then over problems, so every problem weighs the same whatever its length.
+token_accuracy: teacher-forced, the share of answer tokens whose argmax prediction is the label,
+averaged the same way. Unlike the loss it is not improved by making the model less confident
+everywhere (any label smoothing lowers a held-out loss whose argmaxes are wrong), so it measures
+the skill rather than the calibration.
 accuracy: greedy decoding from "Question: ...\\n Answer:" and an exact match on the number after
 "####" (the generator's final-answer line).
 """
@@ -35,9 +39,16 @@ def _padded(seqs: list[list[int]], pad: int, left: bool) -> tuple[torch.Tensor, 
 @torch.no_grad()
 def answer_losses(model: nn.Module, tok: PreTrainedTokenizerBase, df: pd.DataFrame, batch_size: int = 32) -> np.ndarray:
     """(N,) mean answer-token CE of each problem."""
+    return answer_scores(model, tok, df, batch_size)[0]
+
+
+@torch.no_grad()
+def answer_scores(model: nn.Module, tok: PreTrainedTokenizerBase, df: pd.DataFrame,
+                  batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """((N,) mean answer-token CE, (N,) share of answer tokens predicted exactly by the argmax)."""
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     docs = [encode_document(tok, p, s) for p, s in zip(df["problem"], df["solution"])]
-    out = []
+    losses, accs = [], []
     for i in range(0, len(docs), batch_size):
         chunk = docs[i : i + batch_size]
         ids, att = _padded([d[0] for d in chunk], pad, left=False)
@@ -46,8 +57,10 @@ def answer_losses(model: nn.Module, tok: PreTrainedTokenizerBase, df: pd.DataFra
         tgt = labels[:, 1:]
         mask = (tgt != IGNORE).float()
         ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), tgt.clamp(min=0), reduction="none")  # (B, T-1)
-        out.append(((ce * mask).sum(1) / mask.sum(1)).numpy())
-    return np.concatenate(out)
+        hit = (logits.argmax(-1) == tgt).float()  # (B, T-1)
+        losses.append(((ce * mask).sum(1) / mask.sum(1)).numpy())
+        accs.append(((hit * mask).sum(1) / mask.sum(1)).numpy())
+    return np.concatenate(losses), np.concatenate(accs)
 
 
 def extract_final(text: str) -> str | None:

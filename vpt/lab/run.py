@@ -22,7 +22,7 @@ from vpt.data.tokenizer import load_tokenizer
 from vpt.io import write_json
 from vpt.lab.config import LabConfig
 from vpt.lab.data import feedback_table, read_split
-from vpt.lab.evaluate import answer_losses, greedy_correct
+from vpt.lab.evaluate import answer_scores, greedy_correct
 from vpt.models.learner import load_learner
 from vpt.train import checkpoint as ckpt
 from vpt.train.config import TrainConfig
@@ -43,9 +43,11 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def train_config(cfg: LabConfig, method: str, seed: int) -> TrainConfig:
-    d = _merge(cfg.train, {"method": method, "seed": seed, "snapshot_steps": [s for s in cfg.eval_steps if s < cfg.steps],
-                           "checkpoint_every": cfg.steps, "keep_checkpoints": 1})
+def train_config(cfg: LabConfig, method: str, seed: int, trial: dict[str, Any] | None = None) -> TrainConfig:
+    """lab.train, then the method's pinned lab.method_train, then a tuning trial's overrides."""
+    d = _merge(_merge(cfg.train, cfg.method_train.get(method, {})), trial or {})
+    d = _merge(d, {"method": method, "seed": seed, "snapshot_steps": [s for s in cfg.eval_steps if s < cfg.steps],
+                   "checkpoint_every": cfg.steps, "keep_checkpoints": 1})
     return TrainConfig.from_dict(d)
 
 
@@ -84,19 +86,22 @@ def model_at(out: Path, method: str, seed: int, step: int, steps: int) -> Path:
     return rd / "final" if step == steps else ckpt.snapshot_dir(rd, step)
 
 
-def evaluate_model(cfg: LabConfig, data: Path, path: Path, split: str) -> dict[str, Any]:
+def evaluate_model(cfg: LabConfig, data: Path, path: Path, split: str, greedy: bool = True) -> dict[str, Any]:
     model = load_learner(str(path), None, torch.float32, "sdpa").eval()
     tok = lab_tokenizer(data)
     ev, other = read_split(data, split), read_split(data, "nontarget")
-    loss = answer_losses(model, tok, ev)
-    correct, texts = greedy_correct(model, tok, ev, cfg.max_new_tokens)
-    other_loss = answer_losses(model, tok, other)
-    return {
-        "answer_loss": float(loss.mean()), "accuracy": float(correct.mean()),
-        "nontarget_answer_loss": float(other_loss.mean()),
+    loss, tok_acc = answer_scores(model, tok, ev)
+    other_loss, other_acc = answer_scores(model, tok, other)
+    row: dict[str, Any] = {
+        "answer_loss": float(loss.mean()), "token_accuracy": float(tok_acc.mean()),
+        "nontarget_answer_loss": float(other_loss.mean()), "nontarget_token_accuracy": float(other_acc.mean()),
         "nontarget_by_family": {f: float(other_loss[(other["family"] == f).to_numpy()].mean()) for f in sorted(set(other["family"]))},
-        "per_item_loss": loss.tolist(), "per_item_correct": correct.tolist(), "completions": texts[:5],
+        "per_item_loss": loss.tolist(), "per_item_token_accuracy": tok_acc.tolist(),
     }
+    if greedy:  # generation is most of the evaluation's time; tuning trials skip it
+        correct, texts = greedy_correct(model, tok, ev, cfg.max_new_tokens)
+        row.update(accuracy=float(correct.mean()), per_item_correct=correct.tolist(), completions=texts[:5])
+    return row
 
 
 def evaluate_run(cfg: LabConfig, out: Path, method: str, seed: int) -> dict[str, Any]:

@@ -14,7 +14,7 @@ _DATA_KEYS = ("target", "target_share", "heldout_templates", "corpus", "feedback
               "nontarget", "probe", "alpha_docs", "vocab_size", "seq_len")
 _DATA = {k: LAB.get(k) for k in _DATA_KEYS}
 _BASE = {"data": _DATA, "architecture": LAB.get("architecture"), "base": LAB.get("base")}
-_RUN = {**_BASE, **{k: LAB.get(k) for k in ("train", "eval_steps", "eval_split", "max_new_tokens")}}
+_RUN = {**_BASE, **{k: LAB.get(k) for k in ("train", "method_train", "eval_steps", "eval_split", "max_new_tokens")}}
 
 
 def _lab(key, default):
@@ -27,7 +27,9 @@ rule lab_report:
                      method=_lab("methods", ["ntp", "vpt", "random_feedback", "uniform_smoothing", "self_distill"]),
                      seed=_lab("seeds", [0, 1, 2, 3, 4])),
         probe=f"{LAB_OUT}/probe.json",
-        stamp=W.stamp("lab/report", {**_RUN, "bootstrap": LAB.get("bootstrap"), "methods": LAB.get("methods"),
+        tuning=f"{LAB_OUT}/tuning/tuning.md",  # the report states the tuning its runs come from
+        stamp=W.stamp("lab/report", {**_RUN, "primary_metric": LAB.get("primary_metric"),
+                                     "bootstrap": LAB.get("bootstrap"), "methods": LAB.get("methods"),
                                      "seeds": LAB.get("seeds")}),
     output:
         f"{LAB_OUT}/report.md",
@@ -87,3 +89,51 @@ rule lab_probe:
         f"{LAB_OUT}/logs/probe.log",
     shell:
         "{LAB_PY} probe --config {LAB_CONFIG} > {log} 2>&1"
+
+
+# Tuning (validation split only): its own target, run once before the report's runs; the chosen
+# values are pinned in lab.method_train, which tuning.md checks.
+_TUNE = {**_BASE, "train": LAB.get("train"), "tuning": LAB.get("tuning"), "primary_metric": LAB.get("primary_metric")}
+
+
+def _trial_stamp(wildcards):
+    """A trial's own settings only, so appending trials to the grid leaves the finished ones alone."""
+    trials = _lab("tuning", {}).get("trials", {}).get(wildcards.method, [])
+    i = int(wildcards.trial)
+    if i >= len(trials):
+        raise ValueError(f"lab.tuning.trials.{wildcards.method}: no trial {i} (it has {len(trials)})")
+    return W.stamp("lab/tune", {**_BASE, "train": LAB.get("train"), "primary_metric": LAB.get("primary_metric"),
+                                "seed": _lab("tuning", {}).get("seed"), "trial": trials[i]})
+
+
+def _tuning_trials():
+    trials = _lab("tuning", {}).get("trials", {})
+    return [f"{LAB_OUT}/tuning/{m}_t{i}/result.json" for m in _lab("methods", []) for i in range(len(trials.get(m, [])))]
+
+
+rule lab_tuning:
+    input:
+        _tuning_trials(),
+        stamp=W.stamp("lab/tuning", {**_TUNE, "method_train": LAB.get("method_train")}),
+    output:
+        f"{LAB_OUT}/tuning/tuning.md",
+    log:
+        f"{LAB_OUT}/logs/tuning.log",
+    shell:
+        "{LAB_PY} tuning --config {LAB_CONFIG} > {log} 2>&1"
+
+
+rule lab_tune:
+    input:
+        f"{LAB_OUT}/base/base.json",
+        stamp=_trial_stamp,
+    output:
+        f"{LAB_OUT}/tuning/{{method}}_t{{trial}}/result.json",
+    wildcard_constraints:
+        method="ntp|vpt|random_feedback|uniform_smoothing|self_distill",
+        trial=r"\d+",
+    threads: 1
+    log:
+        f"{LAB_OUT}/logs/tune_{{method}}_t{{trial}}.log",
+    shell:
+        "{LAB_PY} tune --method {wildcards.method} --trial {wildcards.trial} --config {LAB_CONFIG} > {log} 2>&1"

@@ -1,0 +1,82 @@
+"""Tuning on the validation split, with the same budget for every method.
+
+lab.tuning.trials lists, per method, the same number of trials: each a dict of TrainConfig keys
+over lab.train (and not lab.method_train, which is where the chosen values are then pinned).
+A trial trains at lab.tuning.seed (not one of the report's seeds) and is scored on the
+validation split by the primary metric at its last step; greedy decoding is skipped. The test
+split is never read here.
+
+trial(cfg, out, method, i)  -> out/tuning/<method>_t<i>/result.json
+summarize(cfg, out)         -> out/tuning/tuning.json and tuning.md: every trial, the best per
+                               method, and whether lab.method_train pins exactly those values
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from vpt.io import write_json, write_text
+from vpt.lab.config import PRIMARY_METRICS, LabConfig
+from vpt.lab.data import feedback_table, read_split
+from vpt.lab.run import evaluate_model, train_config
+from vpt.train.loop import RunSpec, Trainer
+
+
+def trial_dir(out: Path, method: str, i: int) -> Path:
+    return out / "tuning" / f"{method}_t{i}"
+
+
+def trials(cfg: LabConfig, method: str) -> list[dict[str, Any]]:
+    return list(cfg.tuning.get("trials", {}).get(method, []))
+
+
+def trial(cfg: LabConfig, out: Path, method: str, i: int) -> dict[str, Any]:
+    ts = trials(cfg, method)
+    if not 0 <= i < len(ts):
+        raise IndexError(f"lab.tuning.trials.{method}: no trial {i} (it has {len(ts)})")
+    data = out / "data"
+    seed = int(cfg.tuning["seed"])
+    base_cfg = dataclasses.replace(cfg, method_train={})  # a trial starts from lab.train alone
+    tcfg = train_config(base_cfg, method, seed, ts[i])
+    tcfg.snapshot_steps = []
+    rd = trial_dir(out, method, i)
+    spec = RunSpec(rd, data / "packed", str(data / "tokenizer"), learner_path=str(out / "base" / "final"),
+                   feedback_table=feedback_table(read_split(data, "feedback"), "fb"))
+    t0 = time.perf_counter()
+    Trainer(tcfg, spec, device="cpu").run()
+    ev = evaluate_model(cfg, data, rd / "final", "validation", greedy=False)
+    result = {"method": method, "trial": i, "overrides": ts[i], "seed": seed, "split": "validation",
+              "metric": cfg.primary_metric, "value": ev[cfg.primary_metric],
+              "metrics": {k: v for k, v in ev.items() if not k.startswith("per_item")},
+              "seconds": time.perf_counter() - t0}
+    write_json(rd / "result.json", result)
+    return result
+
+
+def summarize(cfg: LabConfig, out: Path) -> dict[str, Any]:
+    higher = PRIMARY_METRICS[cfg.primary_metric]
+    res: dict[str, Any] = {"metric": cfg.primary_metric, "higher_is_better": higher, "seed": cfg.tuning.get("seed"),
+                           "methods": {}}
+    lines = [f"# Lab tuning: validation split, primary metric `{cfg.primary_metric}` "
+             f"({'higher' if higher else 'lower'} is better), seed {cfg.tuning.get('seed')}", "",
+             f"Every method had {len(trials(cfg, cfg.methods[0]))} trials. The test split was not read.", "",
+             "| method | trial | overrides of lab.train | validation " + cfg.primary_metric + " | answer loss | chosen |",
+             "|---|---|---|---|---|---|"]
+    for m in cfg.methods:
+        rows = [json.loads((trial_dir(out, m, i) / "result.json").read_text()) for i in range(len(trials(cfg, m)))]
+        best = (max if higher else min)(rows, key=lambda r: r["value"])
+        pinned = cfg.method_train.get(m, {})
+        res["methods"][m] = {"trials": rows, "best": best["trial"], "best_overrides": best["overrides"],
+                             "pinned": pinned, "pinned_is_best": pinned == best["overrides"]}
+        for r in rows:
+            lines.append(f"| {m} | {r['trial']} | `{json.dumps(r['overrides'])}` | {r['value']:.4f} | "
+                         f"{r['metrics']['answer_loss']:.4f} | {'**yes**' if r is best else ''} |")
+    lines += ["", "lab.method_train pins the chosen values: " + ", ".join(
+        f"{m} {'yes' if v['pinned_is_best'] else 'NO'}" for m, v in res["methods"].items()), ""]
+    write_json(out / "tuning" / "tuning.json", res)
+    write_text(out / "tuning" / "tuning.md", "\n".join(lines) + "\n")
+    return res
