@@ -89,6 +89,11 @@ def test_lab_config_rejects_unknown_keys_and_bad_templates() -> None:
         LabConfig.from_dict({"targett": "percent"})
     with pytest.raises(VptError, match="heldout_templates"):
         LabConfig(heldout_templates=[0, 1, 2, 3])
+    with pytest.raises(VptError, match="eval_steps"):  # the final comparison reads the last learner step
+        LabConfig(train={"steps": 240}, eval_steps=[60, 120])
+    for name in ("lab.yaml", "lab_conflict.yaml"):
+        cfg = load_lab(REPO / "config" / name)
+        assert cfg.eval_steps[-1] == cfg.steps and len(cfg.seeds) >= 5
 
 
 def test_snakemake_dry_run_lists_the_lab_jobs(tmp_path: Path) -> None:
@@ -132,7 +137,7 @@ def test_token_accuracy_matches_a_brute_force_count(tmp_path: Path) -> None:
 
     from vpt.data.pack import IGNORE, encode_document
     from vpt.data.tokenizer import corpus_texts, load_tokenizer, train_bpe
-    from vpt.lab.evaluate import answer_scores
+    from vpt.lab.evaluate import answer_scores, token_after_accuracy
 
     df = split_frame(_small(), "validation").iloc[:5]
     train_bpe(corpus_texts(df["problem"], df["solution"]), 300, 2, tmp_path / "tok")
@@ -151,6 +156,24 @@ def test_token_accuracy_matches_a_brute_force_count(tmp_path: Path) -> None:
                 hits.append(int(logits[t - 1].argmax()) == labels[t])
                 ces.append(float(torch.nn.functional.cross_entropy(logits[t - 1], torch.tensor(labels[t]))))
         assert acc[i] == pytest.approx(np.mean(hits)) and loss[i] == pytest.approx(np.mean(ces), rel=1e-4)
+    # the conflict's token accuracy: argmax hits at label `label` right after `prev`, counted by hand
+    ids0, labels0 = encode_document(tok, df["problem"].iloc[0], df["solution"].iloc[0])
+    t0 = next(t for t in range(1, len(ids0)) if labels0[t] != IGNORE and labels0[t] != ids0[t - 1]) + 2
+    prev, label = tok.decode([ids0[t0 - 1]]), tok.decode([ids0[t0]])
+    prev_id, label_id = ids0[t0 - 1], ids0[t0]
+    hits, n, p_label, p_other = 0, 0, 0.0, 0.0
+    for p, s in zip(df["problem"], df["solution"]):
+        ids, labels = encode_document(tok, p, s)
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids])).logits[0]
+        for t in range(1, len(ids)):
+            if labels[t] == label_id and ids[t - 1] == prev_id:
+                hits, n = hits + int(int(logits[t - 1].argmax()) == label_id), n + 1
+                p_label += float(logits[t - 1].softmax(-1)[label_id])
+                p_other += float(logits[t - 1].softmax(-1)[prev_id])
+    got = token_after_accuracy(model, tok, df, prev, label, prev, batch_size=2)
+    assert n > 0 and (got["accuracy"], got["count"]) == (pytest.approx(hits / n), n)
+    assert (got["p_label"], got["p_other"]) == (pytest.approx(p_label / n, rel=1e-4), pytest.approx(p_other / n, rel=1e-4))
 
 
 def test_tuning_needs_equal_budgets_and_its_own_seed() -> None:
@@ -202,7 +225,7 @@ def test_tuning_summary_picks_the_best_trial_per_method_and_checks_the_pins(tmp_
                 d = trial_dir(tmp_path, m, i)
                 d.mkdir(parents=True, exist_ok=True)
                 (d / "result.json").write_text(json.dumps({"trial": i, "overrides": trials[m][i], "value": v,
-                                                           "metrics": {"answer_loss": 5.0}}))
+                                                           "metrics": {"answer_loss": 5.0, "token_accuracy": 0.3 + i}}))
         res = summarize(cfg, tmp_path)["methods"]
         if higher:
             assert (res["ntp"]["best"], res["vpt"]["best"]) == (1, 0)
@@ -210,3 +233,75 @@ def test_tuning_summary_picks_the_best_trial_per_method_and_checks_the_pins(tmp_
         else:  # lower is better: the other trial wins
             assert (res["ntp"]["best"], res["vpt"]["best"]) == (0, 1)
         assert "vpt NO" in (tmp_path / "tuning" / "tuning.md").read_text() or not higher
+    scores["vpt"] = [0.0, 0.0]  # a tie on the primary metric: the better token accuracy wins
+    cfg = LabConfig(methods=["ntp", "vpt"], primary_metric="token_accuracy", tuning={"seed": 99, "trials": trials})
+    d = trial_dir(tmp_path, "vpt", 0)
+    (d / "result.json").write_text(json.dumps({"trial": 0, "overrides": trials["vpt"][0], "value": 0.0, "metrics": {"answer_loss": 5.0, "token_accuracy": 0.3}}))
+    d = trial_dir(tmp_path, "vpt", 1)
+    (d / "result.json").write_text(json.dumps({"trial": 1, "overrides": trials["vpt"][1], "value": 0.0, "metrics": {"answer_loss": 5.0, "token_accuracy": 0.4}}))
+    assert summarize(cfg, tmp_path)["methods"]["vpt"]["best"] == 1
+
+
+def test_conflict_rewrites_a_seeded_share_of_the_target_corpus_only() -> None:
+    from vpt.lab.run import conflict_tokens
+
+    cfg = load_lab(REPO / "config" / "lab_conflict.yaml")
+    cfg.corpus.n = 1500
+    c = cfg.conflict
+    clean_cfg = load_lab(REPO / "config" / "lab.yaml")
+    clean_cfg.corpus.n = 1500
+    corpus, clean = split_frame(cfg, "corpus"), split_frame(clean_cfg, "corpus")
+    assert (corpus.problem == clean.problem).all()  # same documents, only some solutions rewritten
+    changed = corpus.solution != clean.solution
+    assert (changed == corpus.conflict).all() and set(corpus[changed].family) == {cfg.target}
+    eligible = (clean.family == cfg.target) & clean.solution.str.contains(c["find"], regex=False)
+    assert changed.sum() == round(c["share"] * eligible.sum())
+    back = corpus[changed].solution.str.replace(c["replace"], c["find"], regex=False)
+    assert (back == clean[changed].solution).all()
+    for name in ("feedback", "validation", "test", "probe"):  # every other split is clean
+        assert not split_frame(cfg, name).solution.str.contains(c["replace"], regex=False).any()
+    assert conflict_tokens(cfg) == (" /", " 100", " 10")
+    with pytest.raises(VptError, match="conflict"):
+        LabConfig(conflict={"share": 0.5, "find": "a", "replace": "a", "seed": 0})
+    with pytest.raises(VptError, match="needs a lab.conflict"):
+        LabConfig(primary_metric="conflict_token_accuracy")
+
+
+def test_value_signal_matches_autograd_directional_derivatives(tmp_path: Path) -> None:
+    """vpt.lab.signal's dV/dalpha (central difference) against D_t(v) = u^T grad log p_t(v) by autograd."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from vpt.data.pack import encode_document
+    from vpt.data.tokenizer import corpus_texts, load_tokenizer, train_bpe
+    from vpt.lab.signal import alpha_gradient_table
+    from vpt.value.flat import norm
+    from vpt.value.scope import scope_parameters
+
+    df = split_frame(_small(), "validation").iloc[:2]
+    train_bpe(corpus_texts(df["problem"], df["solution"]), 300, 2, tmp_path / "tok")
+    tok = load_tokenizer(tmp_path / "tok")
+    torch.manual_seed(0)
+    # GPT-2 computes in the dtype it is given (Qwen2's norms upcast to float32), so float64 is exact here
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=len(tok), n_embd=32, n_layer=2, n_head=2, n_positions=512, resid_pdrop=0,
+                                       embd_pdrop=0, attn_pdrop=0, bos_token_id=0, eos_token_id=0)).double().eval()
+    params = [p for _, p in scope_parameters(model, "last:1")]
+    g = [torch.randn_like(p) for p in params]
+    K = 4
+    table = alpha_gradient_table(model, params, g, tok, df, K, eps=1e-4)
+    u = [x / norm(g) for x in g]
+    ids, labels = encode_document(tok, df["problem"].iloc[0], df["solution"].iloc[0])
+    x = torch.tensor([ids])
+    logits = model(input_ids=x).logits[0]  # (T, V)
+    positions = [t for t in range(len(ids) - 1) if labels[t + 1] != -100][:5]
+    rows = table.iloc[:5]
+    for t, (_, row) in zip(positions, rows.iterrows()):
+        cand = logits[t].detach().topk(K).indices.tolist()
+
+        def D(v: int) -> float:
+            grads = torch.autograd.grad(model(input_ids=x).logits[0, t].log_softmax(-1)[v], params)
+            return sum(float((a * b).sum()) for a, b in zip(grads, u))
+
+        want = D(labels[t + 1]) - sum(D(c) for c in cand) / K
+        assert row.label_id == labels[t + 1] and row.prev_id == ids[t]
+        assert row.dV_dalpha == pytest.approx(want, rel=1e-6, abs=1e-9)

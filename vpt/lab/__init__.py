@@ -31,6 +31,12 @@ for the A.6 probe (vpt.lab.probe, which reuses vpt.train.probe).
 The designer (vpt.lab.alpha): alpha per problem family and per kind of target token (numbers,
 operators, words, other) on documents of every family.
 
+Positive control (config/lab_conflict.yaml, lab.conflict): the same lab with a conflicting
+source in the unlabeled stream. A seeded share of the target family's corpus documents write one
+step differently from the feedback and the test ("/ 10" for "/ 100"); the primary metric there
+is the held-out argmax accuracy at that token. Only a designer that reads the value signal can
+tell those labels apart; the ablations cannot.
+
 Wiring: workflow/rules/lab.smk (loaded by the Snakefile only for a config with a `lab:` section)
 runs `python -m vpt.lab data|base|tune|tuning|run|probe|report`; the report is results/lab/report.md with
 figures under results/lab/.

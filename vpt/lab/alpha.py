@@ -48,10 +48,11 @@ def alpha_table(model: nn.Module, designer: TaskDesigner, tok: PreTrainedTokeniz
         cand = logits.topk(K, dim=-1).indices  # (1, T-1, K)
         alpha = designer(b.context, b.target, cand).alpha[0]  # (T-1,)
         for t in torch.nonzero(b.mask[0]).flatten().tolist():
-            tid = int(b.target[0, t])
-            if tid not in kind_of:
-                kind_of[tid] = "other" if tid == tok.eos_token_id else token_kind(tok.decode([tid]))
-            rows.append({"family": family, "kind": kind_of[tid], "alpha": float(alpha[t])})
+            tid, pid = int(b.target[0, t]), int(b.context[0, t])
+            for i in (tid, pid):
+                if i not in kind_of:
+                    kind_of[i] = "other" if i == tok.eos_token_id else token_kind(tok.decode([i]))
+            rows.append({"family": family, "kind": kind_of[tid], "alpha": float(alpha[t]), "label_id": tid, "prev_id": pid})
     return pd.DataFrame(rows)
 
 

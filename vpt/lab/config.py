@@ -15,7 +15,8 @@ from vpt.train.config import METHODS
 
 
 # metric -> True where higher is better (vpt.lab.evaluate)
-PRIMARY_METRICS: dict[str, bool] = {"token_accuracy": True, "answer_loss": False, "accuracy": True}
+PRIMARY_METRICS: dict[str, bool] = {"token_accuracy": True, "answer_loss": False, "accuracy": True,
+                                    "conflict_token_accuracy": True}
 
 
 @dataclass
@@ -49,6 +50,10 @@ class LabConfig:
     eval_steps: list[int] = field(default_factory=list)  # learner steps evaluated (the last one is final)
     eval_split: str = "test"  # test for the report; validation while tuning
     max_new_tokens: int = 48
+    # a conflicting source (the positive control, config/lab_conflict.yaml): in a seeded `share`
+    # of the target family's corpus documents, the solution's `find` is written as `replace`.
+    # Feedback, validation and test stay clean. {} for none.
+    conflict: dict[str, Any] = field(default_factory=dict)
     # per-method TrainConfig keys over `train` (the values the tuning chose, pinned here)
     method_train: dict[str, dict[str, Any]] = field(default_factory=dict)
     # the pre-registered primary metric (lab.evaluate): the goal check and the tuning read it
@@ -72,6 +77,12 @@ class LabConfig:
             raise VptError(f"lab.methods: unknown {bad}; choose from {', '.join(METHODS)}")
         if len(set(self.seeds)) < 2:
             raise VptError(f"lab.seeds: {self.seeds}; a paired test needs at least 2 seeds")
+        if self.conflict:
+            keys = {"share", "find", "replace", "seed"}
+            if set(self.conflict) != keys:
+                raise VptError(f"lab.conflict: needs exactly the keys {sorted(keys)}; got {sorted(self.conflict)}")
+            if not 0 < float(self.conflict["share"]) < 1 or self.conflict["find"] == self.conflict["replace"]:
+                raise VptError(f"lab.conflict: share must be in (0, 1) and find != replace; got {self.conflict}")
         if self.primary_metric not in PRIMARY_METRICS:
             raise VptError(f"lab.primary_metric: {self.primary_metric!r}; choose from {', '.join(PRIMARY_METRICS)}")
         bad = sorted(set(self.method_train) - set(self.methods))
@@ -86,6 +97,11 @@ class LabConfig:
                                f"got {sizes}, missing {missing}")
             if int(self.tuning.get("seed", -1)) in self.seeds:
                 raise VptError(f"lab.tuning.seed: {self.tuning.get('seed')} is one of lab.seeds {self.seeds}; tune on another seed")
+        if self.primary_metric == "conflict_token_accuracy" and not self.conflict:
+            raise VptError("lab.primary_metric: conflict_token_accuracy needs a lab.conflict")
+        if self.train and (not self.eval_steps or self.eval_steps[-1] != int(self.train.get("steps", 0))):
+            raise VptError(f"lab.eval_steps: {self.eval_steps}; must end at the last learner step, lab.train.steps "
+                           f"({self.train.get('steps')}), which the report's final comparison reads")
         if self.eval_split not in ("test", "validation"):
             raise VptError(f"lab.eval_split: {self.eval_split!r}; choose test or validation")
 

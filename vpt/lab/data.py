@@ -6,7 +6,12 @@
     test        target family, held-out templates, other generator seed (the report's metric)
     nontarget   the other 7 families (the trade-off: does steering cost them?)
     probe       target family, training templates, not in feedback (A.6 probe batches)
-    alpha_docs  n documents per family (what the designer learned, per family and token kind)
+    alpha_docs  n documents per family (what the designer learned, per family and token kind),
+                plus, with a conflict, the target's documents as the conflicting source writes them
+
+With `lab.conflict` (the positive control), a seeded share of the corpus's target documents
+come from a conflicting source that writes `find` as `replace` in the solution; every other split
+is clean, so the feedback disagrees with those documents exactly there.
 
 Held-out templates mean the evaluation problems share no (template, numbers) combination with
 anything the learner or the designer saw; each split has its own generator seed, so their number
@@ -17,6 +22,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import numpy as np
 
 import pandas as pd
 
@@ -37,11 +44,33 @@ def _frame(docs: list[dict]) -> pd.DataFrame:
     return df
 
 
+def conflicted(df: pd.DataFrame, conflict: dict) -> pd.DataFrame:
+    """df with every `find` in its solutions written as `replace`."""
+    out = df.copy()
+    out["solution"] = [s.replace(conflict["find"], conflict["replace"]) for s in df["solution"]]
+    return out
+
+
+def add_conflict(corpus: pd.DataFrame, cfg: LabConfig) -> pd.DataFrame:
+    """The corpus with a seeded `share` of the target documents that contain `find` conflicted."""
+    c = cfg.conflict
+    rows = np.flatnonzero(((corpus["family"] == cfg.target) & corpus["solution"].str.contains(c["find"], regex=False)).to_numpy())
+    if len(rows) == 0:
+        raise ValueError(f"lab.conflict.find: {c['find']!r} occurs in no `{cfg.target}` corpus solution")
+    pick = np.random.default_rng(int(c["seed"])).permutation(rows)[: round(float(c["share"]) * len(rows))]
+    out = corpus.copy()
+    out.loc[pick, "solution"] = conflicted(corpus.loc[pick], c)["solution"].to_numpy()
+    out["conflict"] = False
+    out.loc[pick, "conflict"] = True
+    return out
+
+
 def split_frame(cfg: LabConfig, name: str) -> pd.DataFrame:
     spec = getattr(cfg, name)
     tgt = cfg.target
     if name == "corpus":
-        sc = SynthConfig(spec.n, spec.seed, cfg.families, {tgt: cfg.train_templates})
+        df = _frame(generate(SynthConfig(spec.n, spec.seed, cfg.families, {tgt: cfg.train_templates})))
+        return add_conflict(df, cfg) if cfg.conflict else df
     elif name in ("feedback", "probe"):
         sc = SynthConfig(spec.n, spec.seed, {tgt: 1.0}, {tgt: cfg.train_templates})
     elif name == "validation":
@@ -59,6 +88,8 @@ def split_frame(cfg: LabConfig, name: str) -> pd.DataFrame:
         sc = SynthConfig(spec.n, spec.seed, {f: 1.0 for f in FAMILIES if f != tgt})
     elif name == "alpha_docs":  # n per family, the target on its training templates as in the corpus
         frames = [split_frame_family(cfg, f, spec.n, spec.seed + k) for k, f in enumerate(FAMILIES)]
+        if cfg.conflict:  # the same target documents as the conflicting source writes them
+            frames.append(conflicted(frames[FAMILIES.index(tgt)], cfg.conflict).assign(family=f"{tgt} (conflict)"))
         return pd.concat(frames, ignore_index=True)
     else:
         raise ValueError(name)
@@ -96,6 +127,7 @@ def prepare(cfg: LabConfig, out: Path) -> dict:
         "documents": {name: len(df) for name, df in frames.items()},
         "target_share_realized": float((corpus["family"] == cfg.target).mean()),
         "corpus_family_counts": corpus["family"].value_counts().to_dict(),
+        "conflicted_documents": int(corpus["conflict"].sum()) if "conflict" in corpus else 0,
         "packed_rows": meta["sequences"], "answer_tokens": meta["answer_tokens"],
     }
     with atomic_path(out / "data.json") as tmp:

@@ -63,6 +63,40 @@ def answer_scores(model: nn.Module, tok: PreTrainedTokenizerBase, df: pd.DataFra
     return np.concatenate(losses), np.concatenate(accs)
 
 
+@torch.no_grad()
+def token_after_accuracy(model: nn.Module, tok: PreTrainedTokenizerBase, df: pd.DataFrame, prev: str, label: str,
+                         other: str, batch_size: int = 32) -> dict[str, float]:
+    """Over the answer positions whose label is the token `label` right after the token `prev`
+    (the conflict's token, e.g. " 100" after " /"), teacher-forced: the argmax accuracy, their
+    count, and the mean probability of `label` and of `other` (the conflicting " 10")."""
+    prev_id, label_id, other_id = (single_token(tok, t) for t in (prev, label, other))
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    docs = [encode_document(tok, p, s) for p, s in zip(df["problem"], df["solution"])]
+    hits = n = 0
+    p_label = p_other = 0.0
+    for i in range(0, len(docs), batch_size):
+        chunk = docs[i : i + batch_size]
+        ids, att = _padded([d[0] for d in chunk], pad, left=False)
+        labels, _ = _padded([d[1] for d in chunk], IGNORE, left=False)
+        logits = model(input_ids=ids, attention_mask=att).logits[:, :-1].float()  # (B, T-1, V)
+        at = (labels[:, 1:] == label_id) & (ids[:, :-1] == prev_id)  # (B, T-1)
+        probs = logits[at].softmax(-1)  # (n, V)
+        hits += int((logits.argmax(-1) == label_id)[at].sum())
+        n += int(at.sum())
+        p_label += float(probs[:, label_id].sum())
+        p_other += float(probs[:, other_id].sum())
+    nan = float("nan")
+    return {"accuracy": hits / n if n else nan, "count": n, "p_label": p_label / n if n else nan,
+            "p_other": p_other / n if n else nan}
+
+
+def single_token(tok: PreTrainedTokenizerBase, text: str) -> int:
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    if len(ids) != 1:
+        raise ValueError(f"{text!r} is {len(ids)} tokens for this tokenizer; the conflict's tokens must be single tokens")
+    return ids[0]
+
+
 def extract_final(text: str) -> str | None:
     m = FINAL.search(text)
     return m.group(1).replace(",", "") if m else None

@@ -18,11 +18,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
+from vpt.data.synth import FAMILIES  # noqa: E402
 from vpt.io import atomic_path, write_json, write_text  # noqa: E402
-from vpt.lab.alpha import alpha_table, summarize  # noqa: E402
+from vpt.lab.alpha import summarize  # noqa: E402
 from vpt.lab.config import LabConfig  # noqa: E402
 from vpt.lab.data import read_split  # noqa: E402
-from vpt.lab.run import lab_tokenizer, load_evals, run_dir, train_config  # noqa: E402
+from vpt.lab.run import (conflict_alpha, conflict_tokens, designer_alpha_table, lab_tokenizer, load_evals,  # noqa: E402
+                         run_dir, train_config)
 from vpt.lab.stats import mean_ci, paired, pearson, pearson_bootstrap  # noqa: E402
 
 METRICS = {"token_accuracy": "held-out answer-token accuracy (teacher-forced argmax)",
@@ -30,7 +32,13 @@ METRICS = {"token_accuracy": "held-out answer-token accuracy (teacher-forced arg
            "nontarget_token_accuracy": "non-target families' answer-token accuracy",
            "nontarget_answer_loss": "non-target families' answer loss (lower is better)"}
 HIGHER_IS_BETTER = {"token_accuracy": True, "answer_loss": False, "accuracy": True, "nontarget_token_accuracy": True,
-                    "nontarget_answer_loss": False}
+                    "nontarget_answer_loss": False, "conflict_token_accuracy": True}
+CONFLICT_METRIC = {"conflict_token_accuracy": "held-out accuracy at the conflict's token"}
+
+
+def metrics_of(cfg: LabConfig) -> dict[str, str]:
+    """The report's metrics: the fixed ones, plus the conflict's token with a conflicting source."""
+    return {**METRICS, **(CONFLICT_METRIC if cfg.conflict else {})}
 
 
 def curves(cfg: LabConfig, out: Path) -> pd.DataFrame:
@@ -38,7 +46,7 @@ def curves(cfg: LabConfig, out: Path) -> pd.DataFrame:
     for m in cfg.methods:
         for s in cfg.seeds:
             for r in load_evals(out, m, s)["evals"]:
-                rows.append({"method": m, "seed": s, "step": r["step"], **{k: r[k] for k in METRICS}})
+                rows.append({"method": m, "seed": s, "step": r["step"], **{k: r[k] for k in metrics_of(cfg)}})
     return pd.DataFrame(rows)
 
 
@@ -49,8 +57,9 @@ def _savefig(fig: plt.Figure, path: Path) -> None:
 
 
 def plot_curves(df: pd.DataFrame, cfg: LabConfig, path: Path) -> None:
-    fig, axes = plt.subplots(1, len(METRICS), figsize=(5 * len(METRICS), 4))
-    for ax, (key, label) in zip(axes, METRICS.items()):
+    metrics = metrics_of(cfg)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4))
+    for ax, (key, label) in zip(axes, metrics.items()):
         for m in cfg.methods:
             g = df[df.method == m].groupby("step")[key]
             steps = np.array(sorted(g.groups))
@@ -81,25 +90,54 @@ def plot_probe(probe: dict[str, Any], path: Path) -> None:
 
 def alpha_analysis(cfg: LabConfig, out: Path) -> dict[str, Any]:
     """Alpha of each vpt seed's final designer on alpha_docs (n documents of every family)."""
-    from vpt.models.designer import DesignerConfig, TaskDesigner
-    from vpt.models.learner import load_learner
-
     docs = read_split(out / "data", "alpha_docs")
-    tables = []
-    for s in cfg.seeds:
-        final = run_dir(out, "vpt", s) / "final"
-        model = load_learner(str(final), None, torch.float32, "sdpa").eval()
-        tok = lab_tokenizer(out / "data")
-        d = train_config(cfg, "vpt", s).designer
-        designer = TaskDesigner(DesignerConfig.for_learner(model, d)).eval()
-        designer.load_state_dict(torch.load(final / "designer.pt", map_location="cpu"))
-        tables.append(alpha_table(model, designer, tok, docs).assign(seed=s))
-    table = pd.concat(tables, ignore_index=True)
+    table = pd.concat([designer_alpha_table(cfg, out / "data", run_dir(out, "vpt", s) / "final", train_config(cfg, "vpt", s), docs)
+                       .assign(seed=s) for s in cfg.seeds], ignore_index=True)
     res = summarize(table)
+    others = [f for f in FAMILIES if f != cfg.target]
     res["by_seed_target_minus_rest"] = {
-        int(s): float(g[g.family == cfg.target].alpha.mean() - g[g.family != cfg.target].alpha.mean())
+        int(s): float(g[g.family == cfg.target].alpha.mean() - g[g.family.isin(others)].alpha.mean())
         for s, g in table.groupby("seed")
     }
+    if cfg.conflict:  # alpha where the label is the conflict's token, clean vs as the conflicting source writes it
+        prev, clean, bad = conflict_tokens(cfg)
+        res["conflict"] = {"prev": prev, "clean": clean, "conflicting": bad,
+                           "by_seed": {int(s): conflict_alpha(cfg, out / "data", g) for s, g in table.groupby("seed")}}
+    return res
+
+
+def value_signal(cfg: LabConfig, out: Path) -> dict[str, Any]:
+    """dV/dalpha per answer token at the base model (vpt.lab.signal), by family and, with a
+    conflict, at the conflict's token: what the value signal asks the designer for."""
+    from vpt.lab.data import feedback_table
+    from vpt.lab.signal import alpha_gradient_table, mean_feedback_gradient
+    from vpt.models.learner import load_learner
+    from vpt.train.data import FeedbackSet
+    from vpt.value.scope import scope_parameters
+
+    tcfg = train_config(cfg, "vpt", cfg.seeds[0])
+    model = load_learner(str(out / "base" / "final"), None, torch.float32, "sdpa").eval()
+    tok = lab_tokenizer(out / "data")
+    params = [p for _, p in scope_parameters(model, tcfg.value.scope)]
+    fb = tcfg.feedback
+    fset = FeedbackSet(feedback_table(read_split(out / "data", "feedback"), "fb"), tok, fb.n, fb.seed, fb.max_len)
+    g_down = mean_feedback_gradient(model, params, fset, 8, fb.batch_size, seed=0)
+    table = alpha_gradient_table(model, params, g_down, tok, read_split(out / "data", "alpha_docs"), tcfg.designer.K)
+
+    def agg(g: pd.DataFrame) -> dict[str, float]:
+        x = g["dV_dalpha"]
+        return {"mean": float(x.mean()), "share_positive": float((x > 0).mean()), "mean_abs": float(x.abs().mean()), "n": int(len(x))}
+
+    res: dict[str, Any] = {"by_family": {f: agg(g) for f, g in table.groupby("family")}}
+    if cfg.conflict:
+        from vpt.lab.evaluate import single_token
+
+        prev, clean, bad = conflict_tokens(cfg)
+        pid, cid, bid = (single_token(tok, t) for t in (prev, clean, bad))
+        at = table.prev_id == pid
+        res["conflict"] = {f"`{bad.strip()}` after `{prev.strip()}` (conflicting)": agg(table[at & (table.label_id == bid)]),
+                           f"`{clean.strip()}` after `{prev.strip()}` (clean)": agg(table[at & (table.label_id == cid)]),
+                           "every other answer token": agg(table[~at])}
     return res
 
 
@@ -122,6 +160,21 @@ def in_distribution(cfg: LabConfig, out: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _history_lines(cfg: LabConfig, data: dict[str, Any]) -> list[str]:
+    if cfg.conflict:
+        c = cfg.conflict
+        n_target = data["corpus_family_counts"].get(cfg.target, 0)
+        return [f"- conflicting source (positive control): {data['conflicted_documents']} of the corpus's {n_target} "
+                f"`{cfg.target}` documents write `{c['find'].strip()}` as `{c['replace'].strip()}` (share {c['share']} of those "
+                "containing it); feedback, validation and test are clean. Designed after the main lab's tuning "
+                "showed its designer moving alpha uniformly, and fixed (config/lab_conflict.yaml) before any run of it."]
+    return ["- history: a first version of this lab (v1, same data, base model, seeds and test split, no tuning, "
+            "every method at lr 1e-3, vpt with the `dot` value) used the held-out answer *loss* as its metric. "
+            "Every soft-target method lowered it, random feedback and uniform smoothing more than vpt, because "
+            "smoothing makes wrong argmaxes less confident; greedy accuracy was 0 for all. v2 (this report) "
+            "pre-registered the token accuracy, which smoothing does not buy, and tuned every method."]
+
+
 def _tuning_lines(cfg: LabConfig, out: Path) -> list[str]:
     path = out / "tuning" / "tuning.json"
     if not path.exists():
@@ -140,6 +193,7 @@ def _fmt_ci(c: Any, digits: int = 4) -> str:
 
 
 def build_report(cfg: LabConfig, out: Path) -> dict[str, Any]:
+    METRICS = metrics_of(cfg)  # noqa: N806 - the module's table, widened for this config
     df = curves(cfg, out)
     final = df[df.step == cfg.steps]
     plot_curves(df, cfg, out / "curves.png")
@@ -156,11 +210,7 @@ def build_report(cfg: LabConfig, out: Path) -> dict[str, Any]:
               f"steps, batch, optimizer, schedule and, per seed, the data order (compute-matched)",
               f"- primary metric, fixed before the runs: `{cfg.primary_metric}` on the evaluation split at the last step",
               *_tuning_lines(cfg, out),
-              "- history: a first version of this lab (v1, same data, base model, seeds and test split, no tuning, "
-              "every method at lr 1e-3, vpt with the `dot` value) used the held-out answer *loss* as its metric. "
-              "Every soft-target method lowered it, random feedback and uniform smoothing more than vpt, because "
-              "smoothing makes wrong argmaxes less confident; greedy accuracy was 0 for all. v2 (this report) "
-              "pre-registered the token accuracy, which smoothing does not buy, and tuned every method.", ""]
+              *_history_lines(cfg, data), ""]
     secs = {m: [json.loads((run_dir(out, m, s) / "summary.json").read_text()) for s in cfg.seeds] for m in cfg.methods}
     base_info = json.loads((out / "base" / "base.json").read_text())
     lines += ["## Compute (1 thread per job)", "", f"- base pretraining: {cfg.base.get('steps')} steps, "
@@ -247,6 +297,16 @@ def build_report(cfg: LabConfig, out: Path) -> dict[str, Any]:
                          f"{r['sign_agreement']:.2f} |")
         lines.append("")
 
+    sig = value_signal(cfg, out)
+    summary["value_signal"] = sig
+    lines += ["## What the value signal asks for (base model, before any designer training)", "",
+              "dV/dalpha per answer token of the alpha documents (vpt.lab.signal): positive where moving target mass "
+              "from the label to the candidates raises V. g_down: mean of 8 feedback batches, unit norm; q uniform.", "",
+              "| tokens | mean dV/dalpha | share > 0 | mean abs | tokens |", "|---|---|---|---|---|"]
+    for name, v in {**sig.get("conflict", {}), **sig["by_family"]}.items():
+        lines.append(f"| {name} | {v['mean']:+.4f} | {v['share_positive']:.2f} | {v['mean_abs']:.4f} | {v['n']} |")
+    lines.append("")
+
     if "vpt" in cfg.methods:
         al = alpha_analysis(cfg, out)
         summary["alpha"] = al
@@ -260,6 +320,13 @@ def build_report(cfg: LabConfig, out: Path) -> dict[str, Any]:
         lines += [f"| {k} | {v['mean']:.4f} | {v['std']:.4f} | {v['n']} |" for k, v in al["by_kind"].items()]
         lines += ["", "Target minus other families, per seed: " +
                   ", ".join(f"s{s}: {v:+.4f}" for s, v in al["by_seed_target_minus_rest"].items()), ""]
+        if "conflict" in al:
+            c = al["conflict"]
+            lines += [f"At the conflict's token (after `{c['prev']}`): alpha where the label is the clean `{c['clean']}` vs the "
+                      f"conflicting source's `{c['conflicting']}`, and at every other answer token:", "",
+                      "| seed | clean label | conflicting label | elsewhere |", "|---|---|---|---|"]
+            lines += [f"| {s} | {v['clean']:.4f} | {v['conflicting']:.4f} | {v['elsewhere']:.4f} |" for s, v in c["by_seed"].items()]
+            lines.append("")
 
     goal = _goal(summary, cfg.primary_metric)
     summary["goal"] = goal
@@ -281,7 +348,7 @@ def _goal(s: dict[str, Any], metric: str) -> dict[str, Any]:
     r = s["paired_vs_ntp"].get("random_feedback", {}).get(metric)
     if r:
         g["random_feedback not better than ntp"] = {
-            "met": not (r["better_by"] > 0 and r["p_t"] < 0.05),
+            "met": bool(np.isfinite(r["p_t"])) and not (r["better_by"] > 0 and r["p_t"] < 0.05),  # NaN: not measured
             "detail": f"better by {r['better_by']:+.4f}, paired t p={r['p_t']:.3g}"}
     if s.get("probe"):
         best = s["probe"][0]

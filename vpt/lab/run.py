@@ -22,7 +22,7 @@ from vpt.data.tokenizer import load_tokenizer
 from vpt.io import write_json
 from vpt.lab.config import LabConfig
 from vpt.lab.data import feedback_table, read_split
-from vpt.lab.evaluate import answer_scores, greedy_correct
+from vpt.lab.evaluate import answer_scores, greedy_correct, single_token, token_after_accuracy
 from vpt.models.learner import load_learner
 from vpt.train import checkpoint as ckpt
 from vpt.train.config import TrainConfig
@@ -86,6 +86,38 @@ def model_at(out: Path, method: str, seed: int, step: int, steps: int) -> Path:
     return rd / "final" if step == steps else ckpt.snapshot_dir(rd, step)
 
 
+def conflict_tokens(cfg: LabConfig) -> tuple[str, str, str]:
+    """(prev, clean, conflicting): the tokens where the conflict's text starts to differ, and the
+    one before it. " / 100 = " vs " / 10 = " gives (" /", " 100", " 10"): split on spaces, the
+    first differing word."""
+    a, b = cfg.conflict["find"].split(" "), cfg.conflict["replace"].split(" ")
+    k = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+    if k == 0:
+        raise ValueError(f"lab.conflict: {cfg.conflict['find']!r} and {cfg.conflict['replace']!r} differ in their first word")
+    return " " + a[k - 1], " " + a[k], " " + b[k]
+
+
+def designer_alpha_table(cfg: LabConfig, data: Path, final: Path, tcfg: TrainConfig, docs: Any) -> Any:
+    """vpt.lab.alpha.alpha_table of the learner and designer saved in `final`."""
+    from vpt.lab.alpha import alpha_table
+    from vpt.models.designer import DesignerConfig, TaskDesigner
+
+    model = load_learner(str(final), None, torch.float32, "sdpa").eval()
+    designer = TaskDesigner(DesignerConfig.for_learner(model, tcfg.designer)).eval()
+    designer.load_state_dict(torch.load(final / "designer.pt", map_location="cpu"))
+    return alpha_table(model, designer, lab_tokenizer(data), docs)
+
+
+def conflict_alpha(cfg: LabConfig, data: Path, table: Any) -> dict[str, float]:
+    """Mean alpha at the conflict's position with the clean label, with the conflicting one, and elsewhere."""
+    tok = lab_tokenizer(data)
+    pid, cid, bid = (single_token(tok, t) for t in conflict_tokens(cfg))
+    at = table.prev_id == pid
+    return {"clean": float(table[at & (table.label_id == cid)].alpha.mean()),
+            "conflicting": float(table[at & (table.label_id == bid)].alpha.mean()),
+            "elsewhere": float(table[~at].alpha.mean())}
+
+
 def evaluate_model(cfg: LabConfig, data: Path, path: Path, split: str, greedy: bool = True) -> dict[str, Any]:
     model = load_learner(str(path), None, torch.float32, "sdpa").eval()
     tok = lab_tokenizer(data)
@@ -98,6 +130,11 @@ def evaluate_model(cfg: LabConfig, data: Path, path: Path, split: str, greedy: b
         "nontarget_by_family": {f: float(other_loss[(other["family"] == f).to_numpy()].mean()) for f in sorted(set(other["family"]))},
         "per_item_loss": loss.tolist(), "per_item_token_accuracy": tok_acc.tolist(),
     }
+    if cfg.conflict:  # the positive control: the token the conflicting source writes differently
+        prev, clean, bad = conflict_tokens(cfg)
+        c = token_after_accuracy(model, tok, ev, prev, clean, bad)
+        row.update(conflict_token_accuracy=c["accuracy"], conflict_token_count=c["count"],
+                   conflict_p_clean=c["p_label"], conflict_p_conflicting=c["p_other"])
     if greedy:  # generation is most of the evaluation's time; tuning trials skip it
         correct, texts = greedy_correct(model, tok, ev, cfg.max_new_tokens)
         row.update(accuracy=float(correct.mean()), per_item_correct=correct.tolist(), completions=texts[:5])

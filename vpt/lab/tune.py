@@ -22,7 +22,8 @@ from typing import Any
 from vpt.io import write_json, write_text
 from vpt.lab.config import PRIMARY_METRICS, LabConfig
 from vpt.lab.data import feedback_table, read_split
-from vpt.lab.run import evaluate_model, train_config
+from vpt.lab.run import conflict_alpha, designer_alpha_table, evaluate_model, train_config
+from vpt.train.config import VALUE_METHODS
 from vpt.train.loop import RunSpec, Trainer
 
 
@@ -53,6 +54,10 @@ def trial(cfg: LabConfig, out: Path, method: str, i: int) -> dict[str, Any]:
               "metric": cfg.primary_metric, "value": ev[cfg.primary_metric],
               "metrics": {k: v for k, v in ev.items() if not k.startswith("per_item")},
               "seconds": time.perf_counter() - t0}
+    if cfg.conflict and method in VALUE_METHODS:  # did this designer single out the conflict's token?
+        docs = read_split(data, "alpha_docs")
+        docs = docs[docs["family"].str.startswith(cfg.target)]
+        result["conflict_alpha"] = conflict_alpha(cfg, data, designer_alpha_table(cfg, data, rd / "final", tcfg, docs))
     write_json(rd / "result.json", result)
     return result
 
@@ -63,18 +68,33 @@ def summarize(cfg: LabConfig, out: Path) -> dict[str, Any]:
                            "methods": {}}
     lines = [f"# Lab tuning: validation split, primary metric `{cfg.primary_metric}` "
              f"({'higher' if higher else 'lower'} is better), seed {cfg.tuning.get('seed')}", "",
-             f"Every method had {len(trials(cfg, cfg.methods[0]))} trials. The test split was not read.", "",
+             f"Every method had {len(trials(cfg, cfg.methods[0]))} trials. The test split was not read. Ties on the "
+             "primary metric go to the higher validation answer-token accuracy.", "",
              "| method | trial | overrides of lab.train | validation " + cfg.primary_metric + " | answer loss | chosen |",
              "|---|---|---|---|---|---|"]
     for m in cfg.methods:
         rows = [json.loads((trial_dir(out, m, i) / "result.json").read_text()) for i in range(len(trials(cfg, m)))]
-        best = (max if higher else min)(rows, key=lambda r: r["value"])
+        # ties on the primary metric (e.g. all 0 at the conflict's token) go to the better
+        # validation answer-token accuracy, then to the earlier trial
+        best = max(rows, key=lambda r: ((r["value"] if higher else -r["value"]), r["metrics"].get("token_accuracy", 0.0), -r["trial"]))
         pinned = cfg.method_train.get(m, {})
         res["methods"][m] = {"trials": rows, "best": best["trial"], "best_overrides": best["overrides"],
                              "pinned": pinned, "pinned_is_best": pinned == best["overrides"]}
         for r in rows:
             lines.append(f"| {m} | {r['trial']} | `{json.dumps(r['overrides'])}` | {r['value']:.4f} | "
                          f"{r['metrics']['answer_loss']:.4f} | {'**yes**' if r is best else ''} |")
+    if cfg.conflict:
+        lines += ["", "At the conflict's token on the validation split: the learner's mean probability of the clean and "
+                  "the conflicting token, and (value methods) the designer's mean alpha where the label is clean, "
+                  "conflicting, and elsewhere (alpha documents).", "",
+                  "| method | trial | p(clean) | p(conflicting) | alpha clean | alpha conflicting | alpha elsewhere |",
+                  "|---|---|---|---|---|---|---|"]
+        for m in cfg.methods:
+            for r in res["methods"][m]["trials"]:
+                a = r.get("conflict_alpha")
+                al = f"{a['clean']:.3f} | {a['conflicting']:.3f} | {a['elsewhere']:.3f}" if a else " | | "
+                lines.append(f"| {m} | {r['trial']} | {r['metrics'].get('conflict_p_clean', float('nan')):.3f} | "
+                             f"{r['metrics'].get('conflict_p_conflicting', float('nan')):.3f} | {al} |")
     lines += ["", "lab.method_train pins the chosen values: " + ", ".join(
         f"{m} {'yes' if v['pinned_is_best'] else 'NO'}" for m, v in res["methods"].items()), ""]
     write_json(out / "tuning" / "tuning.json", res)

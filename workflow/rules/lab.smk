@@ -13,6 +13,8 @@ LAB_CONFIG = W.stamp("lab/config", {"name": config.get("name", "lab"), "lab": LA
 _DATA_KEYS = ("target", "target_share", "heldout_templates", "corpus", "feedback", "validation", "test",
               "nontarget", "probe", "alpha_docs", "vocab_size", "seq_len")
 _DATA = {k: LAB.get(k) for k in _DATA_KEYS}
+if LAB.get("conflict"):  # only when set, so configs without one keep their stamps
+    _DATA["conflict"] = LAB["conflict"]
 _BASE = {"data": _DATA, "architecture": LAB.get("architecture"), "base": LAB.get("base")}
 _RUN = {**_BASE, **{k: LAB.get(k) for k in ("train", "method_train", "eval_steps", "eval_split", "max_new_tokens")}}
 
