@@ -160,6 +160,23 @@ def in_distribution(cfg: LabConfig, out: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _conflict_prob_lines(cfg: LabConfig, out: Path, summary: dict[str, Any]) -> list[str]:
+    """The learner's probability of the clean and the conflicting token at the conflict's position
+    (held-out split), base model and each method's final step: how far each moved the learner."""
+    _, clean, bad = conflict_tokens(cfg)
+    first = load_evals(out, cfg.methods[0], cfg.seeds[0])["evals"][0]
+    rows = {"base": ([first["conflict_p_clean"]], [first["conflict_p_conflicting"]])}
+    for m in cfg.methods:
+        finals = [load_evals(out, m, s)["evals"][-1] for s in cfg.seeds]
+        rows[m] = ([f["conflict_p_clean"] for f in finals], [f["conflict_p_conflicting"] for f in finals])
+    summary["conflict_probs"] = {m: {"p_clean": float(np.mean(a)), "p_conflicting": float(np.mean(b))} for m, (a, b) in rows.items()}
+    lines = [f"At the conflict's token on the evaluation split: mean probability of the clean `{clean.strip()}` and the "
+             f"conflicting `{bad.strip()}` (final step, mean over seeds).", "",
+             "| model | p(clean) | p(conflicting) |", "|---|---|---|"]
+    lines += [f"| {m} | {v['p_clean']:.3f} | {v['p_conflicting']:.3f} |" for m, v in summary["conflict_probs"].items()]
+    return lines + [""]
+
+
 def _history_lines(cfg: LabConfig, data: dict[str, Any]) -> list[str]:
     if cfg.conflict:
         c = cfg.conflict
@@ -249,6 +266,8 @@ def build_report(cfg: LabConfig, out: Path) -> dict[str, Any]:
             lines.append(f"| {m} | {k} | {sign * pr.mean_diff:+.4f} [{lo:+.4f}, {hi:+.4f}] | {sign * pr.t:+.2f} | "
                          f"{pr.p_t:.3g} | {pr.p_wilcoxon:.3g} | {pr.wins}/{pr.n} |")
     lines += ["", "With 5 seeds the exact two-sided Wilcoxon p cannot go below 0.0625.", ""]
+    if cfg.conflict:
+        lines += _conflict_prob_lines(cfg, out, summary)
 
     idf = in_distribution(cfg, out)
     summary["in_distribution"] = {}
