@@ -23,8 +23,8 @@ from vpt.io import atomic_path, write_json, write_text  # noqa: E402
 from vpt.lab.alpha import summarize  # noqa: E402
 from vpt.lab.config import LabConfig  # noqa: E402
 from vpt.lab.data import read_split  # noqa: E402
-from vpt.lab.run import (conflict_alpha, conflict_tokens, designer_alpha_table, lab_tokenizer, load_evals,  # noqa: E402
-                         run_dir, train_config)
+from vpt.lab.run import (conflict_alpha, conflict_masks, conflict_tokens, designer_alpha_table,  # noqa: E402
+                         lab_tokenizer, load_evals, run_dir, train_config)
 from vpt.lab.stats import mean_ci, paired, pearson, pearson_bootstrap  # noqa: E402
 
 METRICS = {"token_accuracy": "held-out answer-token accuracy (teacher-forced argmax)",
@@ -130,14 +130,11 @@ def value_signal(cfg: LabConfig, out: Path) -> dict[str, Any]:
 
     res: dict[str, Any] = {"by_family": {f: agg(g) for f, g in table.groupby("family")}}
     if cfg.conflict:
-        from vpt.lab.evaluate import single_token
-
         prev, clean, bad = conflict_tokens(cfg)
-        pid, cid, bid = (single_token(tok, t) for t in (prev, clean, bad))
-        at = table.prev_id == pid
-        res["conflict"] = {f"`{bad.strip()}` after `{prev.strip()}` (conflicting)": agg(table[at & (table.label_id == bid)]),
-                           f"`{clean.strip()}` after `{prev.strip()}` (clean)": agg(table[at & (table.label_id == cid)]),
-                           "every other answer token": agg(table[~at])}
+        names = {"conflicting": f"`{bad.strip()}` after `{prev.strip()}` (conflicting)",
+                 "clean": f"`{clean.strip()}` after `{prev.strip()}` (clean)", "elsewhere": "every other answer token"}
+        masks = conflict_masks(cfg, out / "data", table)
+        res["conflict"] = {names[k]: agg(table[masks[k]]) for k in ("conflicting", "clean", "elsewhere")}
     return res
 
 

@@ -108,14 +108,18 @@ def designer_alpha_table(cfg: LabConfig, data: Path, final: Path, tcfg: TrainCon
     return alpha_table(model, designer, lab_tokenizer(data), docs)
 
 
-def conflict_alpha(cfg: LabConfig, data: Path, table: Any) -> dict[str, float]:
-    """Mean alpha at the conflict's position with the clean label, with the conflicting one, and elsewhere."""
+def conflict_masks(cfg: LabConfig, data: Path, table: Any) -> dict[str, Any]:
+    """Row masks of a per-token table (prev_id, label_id): the conflict's position with the clean
+    label, with the conflicting one, and every other token."""
     tok = lab_tokenizer(data)
     pid, cid, bid = (single_token(tok, t) for t in conflict_tokens(cfg))
     at = table.prev_id == pid
-    return {"clean": float(table[at & (table.label_id == cid)].alpha.mean()),
-            "conflicting": float(table[at & (table.label_id == bid)].alpha.mean()),
-            "elsewhere": float(table[~at].alpha.mean())}
+    return {"clean": at & (table.label_id == cid), "conflicting": at & (table.label_id == bid), "elsewhere": ~at}
+
+
+def conflict_alpha(cfg: LabConfig, data: Path, table: Any) -> dict[str, float]:
+    """Mean alpha at the conflict's position with the clean label, with the conflicting one, and elsewhere."""
+    return {k: float(table[m].alpha.mean()) for k, m in conflict_masks(cfg, data, table).items()}
 
 
 def evaluate_model(cfg: LabConfig, data: Path, path: Path, split: str, greedy: bool = True) -> dict[str, Any]:
