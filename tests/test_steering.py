@@ -19,9 +19,8 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from vpt.models.designer import DesignerConfig, TaskDesigner
-from vpt.train.objective import LanguageValueObjective, logits_of, ntp_loss
-from vpt.value.estimators import meta_gradient
-from vpt.value.flat import norm, random_like
+from vpt.language.objective import LanguageValueObjective, logits_of, ntp_loss
+from vpt.value.meta import DesignerStep, DesignerStepConfig, downstream_gradient
 from vpt.value.scope import scope_parameters
 
 V, K, A, B, X, Y, Z = 24, 4, 3, 4, 10, 11, 12
@@ -37,6 +36,21 @@ def _rows(pairs: list[tuple[int, int]], n: int, gen: torch.Generator) -> tuple[t
     return ids, labels
 
 
+class RuleFeedback:
+    """The feedback evaluator of the two-rule world: A -> X agrees with the corpus, B -> Z does not."""
+
+    name, weight = "rules", 1.0
+
+    def __init__(self, model: GPT2LMHeadModel) -> None:
+        self.model = model
+
+    def update_head(self, generator: torch.Generator) -> dict[str, float]:
+        return {}
+
+    def loss(self, generator: torch.Generator) -> torch.Tensor:
+        return ntp_loss(self.model, *_rows([(A, X), (B, Z)], 8, generator))
+
+
 def _train_designer(method: str, meta_steps: int = 40) -> tuple[float, float]:
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
@@ -44,21 +58,17 @@ def _train_designer(method: str, meta_steps: int = 40) -> tuple[float, float]:
                                        embd_pdrop=0, attn_pdrop=0, bos_token_id=0, eos_token_id=0)).eval()
     designer = TaskDesigner(DesignerConfig(vocab_size=V, n_layer=1, n_embd=32, n_head=2, K=K))
     opt = torch.optim.AdamW(designer.parameters(), lr=1e-2, weight_decay=0.0)
+    # the trainer's own designer update (vpt.value.meta), unclipped here
+    update = DesignerStep(list(designer.parameters()), opt, DesignerStepConfig(
+        "finite_difference", random_direction=method == "random_feedback", grad_clip=float("inf")))
     scope = scope_parameters(model, "last:1")
     params = [p for _, p in scope]
     for _ in range(meta_steps):
         ids, labels = _rows([(A, X), (B, Y)], 8, gen)  # the unlabeled stream
-        fb_ids, fb_labels = _rows([(A, X), (B, Z)], 8, gen)  # the feedback
-        g_down = [g.detach() for g in torch.autograd.grad(ntp_loss(model, fb_ids, fb_labels), params)]
-        direction = g_down if method == "vpt" else random_like(g_down, norm(g_down), gen)
+        g_down, _ = downstream_gradient([RuleFeedback(model)], model, params, gen)
         with torch.no_grad():
             cand = logits_of(model, ids).topk(K, dim=-1).indices
-        obj = LanguageValueObjective(model, scope, designer, ids, labels, cand)
-        mg = meta_gradient("finite_difference", obj, params, direction, list(designer.parameters()))
-        for p, g in zip(designer.parameters(), mg.grads):
-            p.grad = -g  # ascend V, as the trainer does
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        update(LanguageValueObjective(model, scope, designer, ids, labels, cand), params, g_down, gen)
     ids, labels = _rows([(A, X), (B, Y)], 8, gen)
     with torch.no_grad():
         cand = logits_of(model, ids).topk(K, dim=-1).indices

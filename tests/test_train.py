@@ -13,10 +13,11 @@ import torch
 from vpt.data.pack import PackConfig, pack
 from vpt.data.synth import SynthConfig, generate
 from vpt.data.tokenizer import corpus_texts, load_tokenizer, train_bpe
+from vpt.language.objective import Shifted, learner_loss, logits_of, step_targets
+from vpt.language.task import RunSpec, language_trainer
 from vpt.losses.soft_target import candidate_logprobs
 from vpt.train.config import METHODS, TrainConfig
-from vpt.train.loop import NonFiniteError, RunSpec, Trainer
-from vpt.train.objective import Shifted, learner_loss, logits_of, step_targets
+from vpt.train.loop import NonFiniteError, Trainer
 
 from conftest import SHIPPED
 
@@ -50,7 +51,7 @@ def make(world: dict, run: str, method: str, feedback: pd.DataFrame | None = Non
     spec = RunSpec(run_dir=world["root"] / run, packed_dir=world["root"] / "packed", tokenizer_path=str(world["root"] / "tok"),
                    architecture=ARCH, feedback_table=world["feedback"] if feedback is None else feedback)
     torch.manual_seed(0)
-    return Trainer(TrainConfig.from_dict(train), spec, device="cpu")
+    return language_trainer(TrainConfig.from_dict(train), spec, device="cpu")
 
 
 def params(t: Trainer) -> list[torch.Tensor]:
@@ -77,8 +78,8 @@ def test_every_method_trains_and_writes_a_loadable_model(world: dict, method: st
 def test_learner_never_sees_feedback_labels(world: dict) -> None:
     a = make(world, "fw-a", "vpt")
     theta0, designer0 = params(a), copy.deepcopy(a.designer.state_dict())
-    ids, labels = a.data.next()
-    a.data.load_state_dict({"epoch": 0, "cursor": 0})
+    ids, labels = a.task.data.next()
+    a.task.data.load_state_dict({"epoch": 0, "cursor": 0})
     row_a = a.train_step()  # step 1 is a meta step
 
     # the same update by hand: a plain AdamW step on the same batch with the designer's targets
@@ -183,7 +184,7 @@ def test_changed_config_starts_fresh_instead_of_resuming(world: dict) -> None:
 
 
 def test_feedback_truncation_keeps_the_answer(world: dict) -> None:
-    from vpt.train.data import FeedbackSet
+    from vpt.language.data import FeedbackSet
 
     fb = FeedbackSet(world["feedback"], load_tokenizer(world["root"] / "tok"), n=16, seed=0, max_len=32)
     for ids, labels in fb.examples:
@@ -193,7 +194,7 @@ def test_feedback_truncation_keeps_the_answer(world: dict) -> None:
 def test_probe_pairs_and_statistics(world: dict) -> None:
     import numpy as np
 
-    from vpt.train.data import FeedbackSet, PackedBatches
+    from vpt.language.data import FeedbackSet, PackedBatches
     from vpt.train.probe import bootstrap_ci, pearson, run_probe
     from vpt.value.scope import scope_parameters
 
@@ -233,7 +234,7 @@ def test_lora_learner_aligns_on_adapters_and_keeps_the_base_frozen(world: dict) 
     }
     spec = RunSpec(run_dir=world["root"] / "lora-run", packed_dir=world["root"] / "packed", tokenizer_path=str(world["root"] / "tok"),
                    learner_path=str(base_dir), feedback_table=world["feedback"])
-    t = Trainer(TrainConfig.from_dict(train), spec, device="cpu")
+    t = language_trainer(TrainConfig.from_dict(train), spec, device="cpu")
     assert t.scope and all("lora_" in n for n, _ in t.scope)
     frozen = {n: p.detach().clone() for n, p in t.model.named_parameters() if "lora_" not in n}
     lora = {n: p.detach().clone() for n, p in t.model.named_parameters() if "lora_B" in n}
@@ -246,8 +247,8 @@ def test_lora_learner_aligns_on_adapters_and_keeps_the_base_frozen(world: dict) 
 
     # the adapter run resumes exactly too
     spec.run_dir = world["root"] / "lora-split"
-    Trainer(TrainConfig.from_dict(train), spec, device="cpu").run(stop_at=2)
-    resumed = Trainer(TrainConfig.from_dict(train), spec, device="cpu")
+    language_trainer(TrainConfig.from_dict(train), spec, device="cpu").run(stop_at=2)
+    resumed = language_trainer(TrainConfig.from_dict(train), spec, device="cpu")
     assert resumed.step == 2
     resumed.run()
     assert [r["loss"] for r in resumed.metrics.rows] == [r["loss"] for r in t.metrics.rows]
@@ -260,11 +261,11 @@ def test_a_rebuilt_input_at_the_same_path_starts_fresh(world: dict, tmp_path: Pa
     shutil.copytree(world["root"] / "packed", packed)
     spec = lambda: RunSpec(run_dir=tmp_path / "run", packed_dir=packed, tokenizer_path=str(world["root"] / "tok"), architecture=ARCH)  # noqa: E731
     cfg = TrainConfig.from_dict({"method": "ntp", "steps": 4, "batch_size": 4, "checkpoint_every": 2})
-    Trainer(cfg, spec(), device="cpu").run(stop_at=2)
-    assert Trainer(cfg, spec(), device="cpu").step == 2
+    language_trainer(cfg, spec(), device="cpu").run(stop_at=2)
+    assert language_trainer(cfg, spec(), device="cpu").step == 2
     corpus = pd.DataFrame(generate(SynthConfig(n_docs=400, seed=5)))  # the corpus is repacked in place
     pack(corpus, load_tokenizer(world["root"] / "tok"), PackConfig(seq_len=48, shuffle_buffer=50, seed=0), packed, "t", "s")
-    assert Trainer(cfg, spec(), device="cpu").step == 0
+    assert language_trainer(cfg, spec(), device="cpu").step == 0
 
 
 def test_fast_meta_paths_train_the_same_run_as_the_plain_path(world: dict) -> None:
@@ -274,7 +275,7 @@ def test_fast_meta_paths_train_the_same_run_as_the_plain_path(world: dict) -> No
     for name, fast in (("fast", True), ("plain", False)):
         t = make(world, f"paths-{name}", "vpt", steps=8, dtype="float64",
                  value={"fd_fused": fast, "scope_cache": fast, "feedback_scope_graph": fast, "fd_eps": 1e-4})
-        assert (t.boundary is not None) == fast
+        assert (t.task.boundary is not None) == fast
         t.run()
         rows[name] = t.metrics.rows
         rows[name + "_params"] = params(t)
@@ -328,14 +329,34 @@ def test_designer_covers_a_padded_learner_vocabulary(world: dict) -> None:
     spec = RunSpec(run_dir=world["root"] / "padded2", packed_dir=world["root"] / "packed", tokenizer_path=str(world["root"] / "tok"),
                    architecture=padded, feedback_table=world["feedback"])
     torch.manual_seed(0)
-    t = Trainer(t.cfg, spec, device="cpu")
+    t = language_trainer(t.cfg, spec, device="cpu")
     with torch.no_grad():  # make every top-K candidate a padding id
         t.model.get_output_embeddings().bias = None
         t.model.lm_head.weight[len(tok):] *= 50
     assert t.designer.cfg.vocab_size == len(tok) + 100
-    ids, _ = t.data.next()
-    t.data.cursor = 0
+    ids, _ = t.task.data.next()
+    t.task.data.cursor = 0
     with torch.no_grad():
         assert (t.model(input_ids=ids).logits.topk(5, dim=-1).indices >= len(tok)).any()
     row = t.train_step()
     assert "value" in row and row["step"] == 1
+
+
+def test_the_trainer_meta_step_ascends_the_value(world: dict) -> None:
+    """The real Trainer's meta step raises V at the theta, batch and g_down it was computed with:
+    fails if the sign of the ascent is flipped anywhere between the estimator and the optimizer."""
+    from vpt.value.estimators import meta_gradient
+
+    t = make(world, "ascent", "vpt", designer={"lr": 1e-3}, value={"scope_cache": False})
+    values: list[float] = []
+    real = t.designer_step
+
+    def spy(objective, scope, g_down, generator, *args, **kwargs):  # the real update, then V again (theta unchanged)
+        row = real(objective, scope, g_down, generator, *args, **kwargs)
+        values.extend([row["value"], meta_gradient("finite_difference", objective, scope, g_down, t.d_params, 1e-3).value])
+        return row
+
+    t.designer_step = spy
+    assert "value" in t.train_step()  # step 1 is a meta step
+    before, after = values
+    assert after > before + 1e-3 * abs(before), (before, after)

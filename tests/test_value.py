@@ -7,7 +7,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 from vpt.models.designer import DesignerConfig, TaskDesigner
-from vpt.train.objective import LanguageValueObjective, logits_of
+from vpt.language.objective import LanguageValueObjective, logits_of
 from vpt.value.estimators import cosine_meta_gradient, meta_gradient
 from vpt.value.flat import dot, norm
 from vpt.value.scope import scope_parameters
@@ -198,7 +198,7 @@ def test_fused_finite_difference_equals_the_two_sided_one(setup) -> None:
 
 
 def test_feedback_graph_toward_the_scope_only_gives_the_same_gradient() -> None:
-    from vpt.train.objective import ntp_loss
+    from vpt.language.objective import ntp_loss
     from vpt.value.scope import graph_only_for
 
     model, _, ids, labels = qwen2_setup()

@@ -184,7 +184,7 @@ def train_setup(cfg: dict[str, Any], run: Any, run_dir: str | None) -> tuple[Any
     from vpt.data.tokenizer import tokenizer_source
     from vpt.grid import run_train_section
     from vpt.train.config import VALUE_METHODS, TrainConfig
-    from vpt.train.loop import RunSpec
+    from vpt.language.task import RunSpec
 
     tok_path, tok_rev = tokenizer_source(cfg, paths.tokenizer_dir(cfg))
     variant = paths.train_variant(cfg) if run is None else run.corpus
@@ -216,13 +216,13 @@ def train_setup(cfg: dict[str, Any], run: Any, run_dir: str | None) -> tuple[Any
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from vpt.train.loop import Trainer
+    from vpt.language.task import language_trainer
 
     cfg = _cfg(args)
     tcfg, spec = train_setup(cfg, None if args.base else resolve_run(cfg, args.run, args.method), args.run_dir)
     if args.steps is not None:
         tcfg.steps = args.steps
-    trainer = Trainer(tcfg, spec, device=args.device)
+    trainer = language_trainer(tcfg, spec, device=args.device)
     if trainer.resume_from is not None:
         log.info("resuming from %s (step %d)", trainer.resume_from, trainer.step)
     summary = trainer.run(stop_at=args.stop_at)
@@ -238,7 +238,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
     from vpt.models.designer import DesignerConfig, TaskDesigner
     from vpt.models.learner import load_learner
     from vpt.train.config import VALUE_METHODS
-    from vpt.train.data import FeedbackSet, PackedBatches
+    from vpt.language.data import FeedbackSet, PackedBatches
     from vpt.train.probe import run_probe
     from vpt.value.scope import scope_parameters
 

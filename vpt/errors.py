@@ -3,3 +3,7 @@
 
 class VptError(Exception):
     """Base of every error whose message alone tells the user what to fix."""
+
+
+class NonFiniteError(VptError):
+    """A non-finite loss or gradient: the step is not taken and the last good checkpoint is kept."""

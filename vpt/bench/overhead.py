@@ -72,7 +72,7 @@ def _trainer(arm: str, s: dict[str, Any], run_dir: str) -> Any:
 
     from vpt.cli import resolve_run, train_setup
     from vpt.config import load_config
-    from vpt.train.loop import Trainer
+    from vpt.language.task import language_trainer
 
     cfg = load_config(s["config"])
     tcfg, spec = train_setup(cfg, resolve_run(cfg, None, arm), run_dir)
@@ -95,7 +95,7 @@ def _trainer(arm: str, s: dict[str, Any], run_dir: str) -> Any:
     if seq_len:
         spec.packed_dir = recut_packed(Path(spec.packed_dir), seq_len, Path(run_dir) / "packed")
     torch.manual_seed(0)
-    return Trainer(tcfg, spec, device=s.get("device"))
+    return language_trainer(tcfg, spec, device=s.get("device"))
 
 
 def measure(arm: str, s: dict[str, Any]) -> dict[str, float]:
@@ -124,7 +124,7 @@ def measure(arm: str, s: dict[str, Any]) -> dict[str, float]:
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
         phases = t.timer.totals()
-        tokens = s["window"] * t.data.tokens_per_batch
+        tokens = s["window"] * t.task.units_per_batch
         return {
             "tokens_per_s": tokens / dt, "step_s": dt / s["window"], "window_s": dt,
             "peak_mem": float(torch.cuda.max_memory_allocated() if cuda else peak_rss_bytes()),
@@ -137,7 +137,7 @@ def measure(arm: str, s: dict[str, Any]) -> dict[str, float]:
             "feedback_grad_frac": phases.get("value_update/feedback_grad", 0.0) / dt,
             "estimate_frac": phases.get("value_update/estimate", 0.0) / dt,
             "value_updates": float(t.timer.counts.get("value_update", 0)),
-            "tokens_per_step": float(t.data.tokens_per_batch), "final_loss": rows[-1]["loss"],
+            "tokens_per_step": float(t.task.units_per_batch), "final_loss": rows[-1]["loss"],
         }
 
 
@@ -145,7 +145,6 @@ def measure_estimators(arm: str, s: dict[str, Any]) -> dict[str, float]:
     """autograd vs finite_difference (fused + scope boundary, and plain) on one training batch."""
     import torch
 
-    from vpt.train.objective import LanguageValueObjective, Shifted, logits_of, ntp_loss, step_targets
     from vpt.value.estimators import meta_gradient
     from vpt.value.flat import norm
 
@@ -153,16 +152,12 @@ def measure_estimators(arm: str, s: dict[str, Any]) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="vpt-bench-") as run_dir:
         t = _trainer("vpt", {**s, "meta_every": 10**9}, run_dir)
         t.train_step()  # a step so the designer is in a training state; no meta update
-        ids, labels = (x.to(t.device) for x in t.data.next())
-        with t.boundary.capture(ids) if t.boundary is not None else contextlib.nullcontext():
-            logits = logits_of(t.model, ids).float()
-        cand = step_targets("vpt", logits, Shifted.of(ids, labels, logits.dtype), t.cfg.designer.K, 0.0, t.designer).cand
-        del logits
+        step = t.task.learner_step(t.task.next_batch(), True, t._autocast(), t._phase)  # kept for a meta step
         scope = [p for _, p in t.scope]
-        fb_ids, fb_labels = (x.to(t.device) for x in t.feedback.sample(t.cfg.feedback.batch_size, t.gen))
-        g_down = [g.detach() for g in torch.autograd.grad(ntp_loss(t.model, fb_ids, fb_labels), scope)]
-        fast = LanguageValueObjective(t.model, t.scope, t.designer, ids, labels, cand, t.boundary)
-        plain = LanguageValueObjective(t.model, t.scope, t.designer, ids, labels, cand)
+        g_down, _ = t.downstream_gradient()
+        fast = t.task.value_objective(step, t.scope)
+        plain = t.task.value_objective(step, t.scope, fast_paths=False)
+        del step
         runs = {
             "autograd": lambda: meta_gradient("autograd", plain, scope, g_down, t.d_params),
             "finite_difference": lambda: meta_gradient("finite_difference", fast, scope, g_down, t.d_params, t.cfg.value.fd_eps),

@@ -103,26 +103,26 @@ def _config(settings: dict[str, Any]) -> Any:
 
 
 def _ours(settings: dict[str, Any], tmp: Path) -> dict[str, float]:
-    from vpt.train.loop import RunSpec, Trainer
+    from vpt.language.task import RunSpec, language_trainer
 
     tcfg = _config(settings)
     spec = RunSpec(run_dir=tmp / "run", packed_dir=Path(settings["packed_dir"]), tokenizer_path=settings["tokenizer_path"],
                    tokenizer_revision=settings["tokenizer_revision"], learner_path=settings["learner_path"],
                    learner_revision=settings["learner_revision"])
-    trainer = Trainer(tcfg, spec, device=settings["device"])
+    trainer = language_trainer(tcfg, spec, device=settings["device"])
     win = Window(settings["warmup"], settings["window"], trainer.device)
     losses = []
     for _ in range(tcfg.steps):  # the loop of Trainer.run without its metrics file and checkpoints
         losses.append(trainer.train_step()["loss"])
         win.step_end()
-    return win.metrics(trainer.data.tokens_per_batch, losses)
+    return win.metrics(trainer.task.units_per_batch, losses)
 
 
 def _hf(settings: dict[str, Any], tmp: Path) -> dict[str, float]:
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
     from vpt.models.learner import load_learner
-    from vpt.train.data import PackedBatches
+    from vpt.language.data import PackedBatches
     from vpt.train.schedule import warmup_cosine
 
     tcfg = _config(settings)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from vpt.eval.answers import extract_omega, gsm8k_correct, omega_correct, pass_at_k
-from vpt.train.data import CALCULATOR
+from vpt.language.data import CALCULATOR
 
 OMEGA_PROMPT = (
     "Solve the following problem step by step. Output only the final answer in a LaTeX box, "

@@ -14,7 +14,7 @@ from transformers import PreTrainedTokenizerBase
 
 from vpt.data.pack import encode_document
 from vpt.models.designer import TaskDesigner
-from vpt.train.objective import Shifted, logits_of
+from vpt.language.objective import Shifted, logits_of
 
 KINDS = ("number", "operator", "word", "other")
 _OPERATOR = re.compile(r"^[+\-*/=#$%]+$")

@@ -21,7 +21,7 @@ from vpt.lab.run import lab_tokenizer, run_dir, train_config
 from vpt.models.designer import DesignerConfig, TaskDesigner
 from vpt.models.learner import load_learner
 from vpt.train.config import VALUE_METHODS
-from vpt.train.data import FeedbackSet, PackedBatches
+from vpt.language.data import FeedbackSet, PackedBatches
 from vpt.train.probe import run_probe
 from vpt.value.scope import scope_parameters
 

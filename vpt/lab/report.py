@@ -112,7 +112,7 @@ def value_signal(cfg: LabConfig, out: Path) -> dict[str, Any]:
     from vpt.lab.data import feedback_table
     from vpt.lab.signal import alpha_gradient_table, mean_feedback_gradient
     from vpt.models.learner import load_learner
-    from vpt.train.data import FeedbackSet
+    from vpt.language.data import FeedbackSet
     from vpt.value.scope import scope_parameters
 
     tcfg = train_config(cfg, "vpt", cfg.seeds[0])

@@ -26,7 +26,7 @@ from vpt.lab.evaluate import answer_scores, greedy_correct, single_token, token_
 from vpt.models.learner import load_learner
 from vpt.train import checkpoint as ckpt
 from vpt.train.config import TrainConfig
-from vpt.train.loop import RunSpec, Trainer
+from vpt.language.task import RunSpec, language_trainer
 
 
 def lab_tokenizer(data: Path) -> PreTrainedTokenizerBase:
@@ -56,7 +56,7 @@ def pretrain_base(cfg: LabConfig, out: Path) -> dict[str, Any]:
     tcfg = TrainConfig.from_dict(_merge(cfg.base, {"method": "ntp", "keep_checkpoints": 1}))
     spec = RunSpec(out / "base", data / "packed", str(data / "tokenizer"), architecture=cfg.architecture)
     t0 = time.perf_counter()
-    summary = Trainer(tcfg, spec, device="cpu").run()
+    summary = language_trainer(tcfg, spec, device="cpu").run()
     summary["seconds"] = time.perf_counter() - t0
     write_json(out / "base" / "base.json", summary)
     return summary
@@ -72,7 +72,7 @@ def train_run(cfg: LabConfig, out: Path, method: str, seed: int) -> dict[str, An
     spec = RunSpec(run_dir(out, method, seed), data / "packed", str(data / "tokenizer"),
                    learner_path=str(out / "base" / "final"), feedback_table=fb)
     t0 = time.perf_counter()
-    trainer = Trainer(train_config(cfg, method, seed), spec, device="cpu")
+    trainer = language_trainer(train_config(cfg, method, seed), spec, device="cpu")
     summary = trainer.run()
     summary["train_seconds"] = time.perf_counter() - t0
     evals = evaluate_run(cfg, out, method, seed)

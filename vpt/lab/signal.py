@@ -23,19 +23,22 @@ from transformers import PreTrainedTokenizerBase
 
 from vpt.data.pack import encode_document
 from vpt.losses.soft_target import candidate_logprobs
-from vpt.train.data import FeedbackSet
-from vpt.train.objective import Shifted, logits_of, ntp_loss
+from vpt.language.data import FeedbackSet
+from vpt.language.objective import Shifted, logits_of
+from vpt.language.task import FeedbackEvaluator
 from vpt.value.estimators import perturbed
 from vpt.value.flat import norm
+from vpt.value.meta import downstream_gradient
 
 
 def mean_feedback_gradient(model: nn.Module, params: list[nn.Parameter], feedback: FeedbackSet, batches: int,
                            batch_size: int, seed: int) -> list[torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
     total = [torch.zeros_like(p) for p in params]
+    evaluators = [FeedbackEvaluator(model, feedback, batch_size, params[0].device)]
     for _ in range(batches):
-        ids, labels = feedback.sample(batch_size, gen)
-        for t, g in zip(total, torch.autograd.grad(ntp_loss(model, ids, labels), params)):
+        g_down, _ = downstream_gradient(evaluators, model, params, gen, scope_graph=False)
+        for t, g in zip(total, g_down):
             t.add_(g, alpha=1 / batches)
     return total
 

@@ -24,7 +24,7 @@ from vpt.lab.config import PRIMARY_METRICS, LabConfig
 from vpt.lab.data import feedback_table, read_split
 from vpt.lab.run import conflict_alpha, designer_alpha_table, evaluate_model, train_config
 from vpt.train.config import VALUE_METHODS
-from vpt.train.loop import RunSpec, Trainer
+from vpt.language.task import RunSpec, language_trainer
 
 
 def trial_dir(out: Path, method: str, i: int) -> Path:
@@ -48,7 +48,7 @@ def trial(cfg: LabConfig, out: Path, method: str, i: int) -> dict[str, Any]:
     spec = RunSpec(rd, data / "packed", str(data / "tokenizer"), learner_path=str(out / "base" / "final"),
                    feedback_table=feedback_table(read_split(data, "feedback"), "fb"))
     t0 = time.perf_counter()
-    Trainer(tcfg, spec, device="cpu").run()
+    language_trainer(tcfg, spec, device="cpu").run()
     ev = evaluate_model(cfg, data, rd / "final", "validation", greedy=False)
     result = {"method": method, "trial": i, "overrides": ts[i], "seed": seed, "split": "validation",
               "metric": cfg.primary_metric, "value": ev[cfg.primary_metric],

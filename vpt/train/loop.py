@@ -1,15 +1,15 @@
-"""One training loop for every method (compute-matched: same data, batch shape, optimizer,
-schedule, clipping and number of learner steps), with the value meta-update for the methods
-that have a designer.
+"""The value trainer: one loop for every method and modality (compute-matched: same data, batch
+shape, optimizer, schedule, clipping and number of learner steps), with the value meta-update for
+the methods that have a designer. What a sample is belongs to the task (vpt.train.task); this
+loop never sees a token.
 
 Per learner step:
-    batch -> learner forward -> top-K candidates -> soft target from the designer as it is
-    (detached) -> loss -> finite check -> backward -> [meta step] -> clip -> AdamW step
-Per meta step (every value.meta_every steps after value.burn_in, for vpt / random_feedback),
-at the same theta and on the same batch and candidates:
-    g_down = grad of the feedback loss over the alignment scope (labels are used only here)
-    direction = g_down (vpt) or a fresh random vector of the same norm (random_feedback)
-    one designer AdamW step on -V, V = direction^T g_pre, by the configured estimator
+    batch -> task.learner_step (the designer's task as it is, detached) -> finite check ->
+    backward -> [meta step] -> clip -> AdamW step
+Per meta step (every value.meta_every steps after value.burn_in, for methods with a designer),
+at the same theta and on the same batch:
+    g_down = sum of the task's weighted evaluator gradients over the alignment scope (labels only here)
+    one designer AdamW step on -V (+ the task's regulariser), by vpt.value.meta.DesignerStep
 The designer update takes effect from the next step on, so the learner's update at a step never
 depends on that step's feedback batch: changing feedback labels changes only the designer.
 """
@@ -23,53 +23,30 @@ import random
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
-from vpt.progress import progress
 
 from vpt import preempt
-from vpt.errors import VptError
-from vpt.io import fingerprint, write_json
-from vpt.models.designer import DesignerConfig, TaskDesigner
-from vpt.models.learner import add_lora, build_from_architecture, load_learner
+from vpt.errors import NonFiniteError, VptError
+from vpt.io import write_json
+from vpt.progress import progress
 from vpt.train import checkpoint as ckpt
-from vpt.train.config import VALUE_METHODS, TrainConfig
-from vpt.train.data import FeedbackSet, PackedBatches
+from vpt.train.config import TrainConfig
 from vpt.train.metrics import MetricsLog
-from vpt.train.objective import LanguageValueObjective, Shifted, learner_loss, logits_of, ntp_loss, step_targets
 from vpt.train.schedule import warmup_cosine
+from vpt.train.task import LearnerStep, Task
 from vpt.train.timing import PhaseTimer
-from vpt.value.boundary import ScopeBoundary
-from vpt.value.estimators import cosine_meta_gradient, meta_gradient
-from vpt.value.flat import norm, random_like
-from vpt.value.scope import graph_only_for, scope_parameters
+from vpt.value.meta import DesignerStep, DesignerStepConfig, downstream_gradient
+from vpt.value.scope import scope_parameters
 
+__all__ = ["NonFiniteError", "Trainer"]
 
 log = logging.getLogger("vpt.train")
 
-
-class NonFiniteError(VptError):
-    pass
-
-
-@dataclass
-class RunSpec:
-    """Where a run reads and writes, beyond the training hyper-parameters."""
-
-    run_dir: Path
-    packed_dir: Path
-    tokenizer_path: str
-    tokenizer_revision: str | None = None
-    learner_path: str | None = None  # a hub id or local directory ...
-    learner_revision: str | None = None
-    architecture: dict[str, Any] | None = None  # ... or an architecture to initialize from scratch
-    feedback_table: pd.DataFrame | None = None
-    extra: dict[str, Any] = field(default_factory=dict)  # recorded in config.json
+LOOP_KEYS = ("step", "steps", "method")  # the loop's own entries of state.json; the task's sit beside them
 
 
 def _dtypes(cfg: TrainConfig, device: torch.device) -> tuple[torch.dtype, torch.dtype | None]:
@@ -96,22 +73,18 @@ def full_precision(device: torch.device) -> Iterator[None]:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, spec: RunSpec, device: str | torch.device | None = None) -> None:
-        from vpt.data.tokenizer import load_tokenizer
-
-        self.cfg, self.spec = cfg, spec
+    def __init__(self, cfg: TrainConfig, task: Task, run_dir: str | Path, device: str | torch.device | None = None) -> None:
+        self.cfg, self.task = cfg, task
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.param_dtype, self.autocast_dtype = _dtypes(cfg, self.device)
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-        self.run_dir = Path(spec.run_dir)
+        self.run_dir = Path(run_dir)
         self.resume_from = self._resumable()
         torch.manual_seed(cfg.seed)
-        self.tok = load_tokenizer(spec.tokenizer_path, spec.tokenizer_revision)
-        self.data = PackedBatches(spec.packed_dir, cfg.batch_size, cfg.seed)
-        self.model = self._learner().to(self.device)
-        self.model.train()
+        task.build(self.device, self.param_dtype, self.resume_from)
+        self.model = task.learner
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(
             self.params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
@@ -119,8 +92,8 @@ class Trainer:
         )
         self.lrs = warmup_cosine(cfg.steps, cfg.lr, cfg.warmup_steps, cfg.min_lr_ratio)
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)  # feedback batches, random directions
-        self.designer: TaskDesigner | None = None
-        if cfg.method in VALUE_METHODS:
+        self.designer = task.designer
+        if self.designer is not None:
             self._init_value()
         self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", self.run_dir / "tb" if cfg.tensorboard else None)
         self.timer: PhaseTimer | None = None  # set by benchmarks: time per phase of the step
@@ -137,51 +110,24 @@ class Trainer:
         if path is None:
             return None
         saved = json.loads((path / "config.json").read_text())
-        if saved == json.loads(json.dumps(self._config_dict())):
-            return path
         now = json.loads(json.dumps(self._config_dict()))
+        if saved == now:
+            return path
         changed = sorted(k for k in set(saved["train"]) | set(now["train"]) if saved["train"].get(k) != now["train"].get(k))
-        changed += [f"inputs.{k}" for k in now["inputs"] if saved.get("inputs", {}).get(k) != now["inputs"][k]]
+        changed += [f"inputs.{k}" for k in now.get("inputs", {}) if saved.get("inputs", {}).get(k) != now["inputs"][k]]
         log.warning("%s: configuration changed (%s); starting fresh", self.run_dir, ", ".join(changed) or "paths")
         shutil.rmtree(self.run_dir / "checkpoints", ignore_errors=True)
         return None
 
-    def _learner(self) -> torch.nn.Module:
-        cfg, spec = self.cfg, self.spec
-        if self.resume_from is not None and cfg.lora.r == 0:
-            model = load_learner(str(self.resume_from / "learner"), None, self.param_dtype, cfg.attn_implementation)
-        elif spec.architecture is not None:
-            pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
-            model = build_from_architecture(spec.architecture, len(self.tok), self.tok.eos_token_id, pad, cfg.attn_implementation)
-            model = model.to(self.param_dtype)
-        else:
-            if spec.learner_path is None:
-                raise VptError("no learner: set a learner path or an architecture")
-            model = load_learner(spec.learner_path, spec.learner_revision, self.param_dtype, cfg.attn_implementation)
-        if cfg.lora.r > 0:
-            model = add_lora(model, cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout, cfg.lora.target_modules)
-            if self.resume_from is not None:
-                from peft import set_peft_model_state_dict
-                from safetensors.torch import load_file
-
-                set_peft_model_state_dict(model, load_file(str(self.resume_from / "learner" / "adapter_model.safetensors")))
-        return model
-
     def _init_value(self) -> None:
-        cfg = self.cfg
-        if self.spec.feedback_table is None:
-            raise VptError(f"method {cfg.method!r} needs a feedback set (train.feedback)")
-        fb = cfg.feedback
-        self.feedback = FeedbackSet(self.spec.feedback_table, self.tok, fb.n, fb.seed, fb.max_len)
-        d = cfg.designer
-        dcfg = DesignerConfig.for_learner(self.model, d)
-        designer_dtype = torch.float64 if self.param_dtype == torch.float64 else torch.float32  # kept in fp32
-        self.designer = TaskDesigner(dcfg).to(self.device, designer_dtype)
+        cfg, d, v = self.cfg, self.cfg.designer, self.cfg.value
+        assert self.designer is not None
         self.d_params = list(self.designer.parameters())
         self.d_opt = torch.optim.AdamW(self.d_params, lr=d.lr, weight_decay=d.weight_decay)
-        self.scope = scope_parameters(self.model, cfg.value.scope)
-        use = cfg.value.scope_cache and cfg.value.scope.startswith("last:")
-        self.boundary = ScopeBoundary(self.model, cfg.value.scope) if use else None
+        self.scope = scope_parameters(self.model, v.scope)
+        self.designer_step = DesignerStep(self.d_params, self.d_opt, DesignerStepConfig(
+            estimator=v.estimator, kind=v.kind, fd_eps=v.fd_eps, fd_fused=v.fd_fused,
+            random_direction=cfg.method == "random_feedback", grad_clip=d.grad_clip))
 
     def _phase(self, name: str) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext() if self.timer is None else self.timer.phase(name)
@@ -196,37 +142,22 @@ class Trainer:
         v = self.cfg.value
         return self.designer is not None and step >= v.burn_in and (step - v.burn_in) % v.meta_every == 0
 
-    def meta_step(self, ids: torch.Tensor, labels: torch.Tensor, cand: torch.Tensor) -> dict[str, float]:
-        assert self.designer is not None
-        cfg, v = self.cfg, self.cfg.value
+    def downstream_gradient(self) -> tuple[list[torch.Tensor], dict[str, float]]:
+        """g_down over the scope (evaluator heads updated first), as the meta step computes it."""
+        scope = [p for _, p in self.scope]
+        return downstream_gradient(self.task.evaluators, self.model, scope, self.gen, self.cfg.value.feedback_scope_graph)
+
+    def meta_step(self, learner_step: LearnerStep) -> dict[str, float]:
         scope = [p for _, p in self.scope]
         with full_precision(self.device):
-            fb_ids, fb_labels = (t.to(self.device) for t in self.feedback.sample(cfg.feedback.batch_size, self.gen))
-            only = graph_only_for(self.model, scope) if v.feedback_scope_graph else contextlib.nullcontext()
-            with self._phase("value_update/feedback_grad"), only:
-                g_down = [g.detach() for g in torch.autograd.grad(ntp_loss(self.model, fb_ids, fb_labels), scope)]
-            g_norm = norm(g_down)
-            if g_norm.item() == 0.0:
-                raise VptError(f"step {self.step + 1}: the feedback gradient is exactly zero (no labeled answer tokens "
-                               f"in the feedback batch?); check train.feedback")
-            direction = g_down if cfg.method == "vpt" else random_like(g_down, g_norm, self.gen)
-            obj = LanguageValueObjective(self.model, self.scope, self.designer, ids, labels, cand, self.boundary)
+            with self._phase("value_update/feedback_grad"):
+                g_down, row = self.downstream_gradient()
+            objective = self.task.value_objective(learner_step, self.scope)
             with self._phase("value_update/estimate"):
-                if v.kind == "dot":
-                    mg = meta_gradient(v.estimator, obj, scope, direction, self.d_params, v.fd_eps, v.fd_fused)
-                else:
-                    g_pre = torch.autograd.grad(obj.loss(learner_graph=True), scope)
-                    mg = cosine_meta_gradient(v.estimator, obj, scope, direction, g_pre, self.d_params, v.fd_eps, v.fd_fused)
-        if self.boundary is not None:
-            self.boundary.clear()
-        for p, g in zip(self.d_params, mg.grads):
-            p.grad = -g  # ascend V
-        d_norm = torch.nn.utils.clip_grad_norm_(self.d_params, cfg.designer.grad_clip)
-        if not torch.isfinite(d_norm):
-            raise NonFiniteError(f"step {self.step + 1}: non-finite designer gradient (V = {mg.value})")
-        self.d_opt.step()
-        self.d_opt.zero_grad(set_to_none=True)
-        return {"value": mg.value, "g_down_norm": g_norm.item(), "designer_grad_norm": d_norm.item()}
+                row.update(self.designer_step(objective, scope, g_down, self.gen, self.task.designer_regulariser,
+                                              step=self.step + 1))
+        self.task.end_meta_step()
+        return row
 
     def train_step(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -234,26 +165,17 @@ class Trainer:
         lr = float(self.lrs[self.step])
         for group in self.opt.param_groups:
             group["lr"] = lr
-        ids, labels = (t.to(self.device) for t in self.data.next())
+        batch = self.task.next_batch()
         row: dict[str, Any] = {"step": self.step + 1, "lr": lr}
         meta = self.is_meta_step(self.step)
-        keep = self.boundary.capture(ids) if meta and self.boundary is not None else contextlib.nullcontext()
-        with self._autocast(), keep:
-            logits = logits_of(self.model, ids)
-        logits = logits.to(torch.float64 if self.param_dtype == torch.float64 else torch.float32)
-        b = Shifted.of(ids, labels, logits.dtype)
-        with self._phase("soft_targets"):
-            targets = step_targets(cfg.method, logits, b, cfg.designer.K, cfg.alpha_fixed, self.designer)
-        loss, ce = learner_loss(logits, b, targets)
-        if not torch.isfinite(loss):
-            raise NonFiniteError(f"step {self.step + 1}: loss is {loss.item()}; the last good checkpoint is kept")
-        loss.backward()
-        del logits
+        out = self.task.learner_step(batch, meta, self._autocast(), self._phase)
+        if not torch.isfinite(out.loss):
+            raise NonFiniteError(f"step {self.step + 1}: loss is {out.loss.item()}; the last good checkpoint is kept")
+        out.loss.backward()
         if meta:
             t_meta = time.perf_counter()
-            assert targets.cand is not None
             with self._phase("value_update"):
-                row.update(self.meta_step(ids, labels, targets.cand))
+                row.update(self.meta_step(out))
             row["meta_seconds"] = time.perf_counter() - t_meta
         gnorm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
         if not torch.isfinite(gnorm):
@@ -263,10 +185,9 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
-        row.update(loss=loss.item(), ce=ce.item(), grad_norm=gnorm.item(), seconds=dt, tokens_per_s=self.data.tokens_per_batch / dt)
-        if targets.alpha is not None:
-            a = targets.alpha[b.mask.bool()]
-            row.update(alpha_mean=a.mean().item(), alpha_std=a.std().item() if a.numel() > 1 else 0.0)
+        metrics = {k: v.item() for k, v in out.metrics.items()}
+        row.update(loss=out.loss.item(), ce=metrics.pop("ce"), grad_norm=gnorm.item(), seconds=dt,
+                   **{f"{self.task.throughput_unit}_per_s": self.task.units_per_batch / dt}, **metrics)
         self.step += 1
         return row
 
@@ -298,33 +219,20 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
     def _config_dict(self) -> dict[str, Any]:
-        """Everything that defines the run. The input fingerprints make a rebuilt base model or
-        repacked corpus at the same path count as a different run (no resuming across them)."""
-        s = self.spec
-        return {
-            "train": self.cfg.to_dict(),
-            "packed_dir": str(s.packed_dir), "tokenizer": [s.tokenizer_path, s.tokenizer_revision],
-            "learner": [s.learner_path, s.learner_revision], "architecture": s.architecture, **s.extra,
-            "inputs": {
-                "packed": fingerprint(s.packed_dir),
-                "tokenizer": fingerprint(s.tokenizer_path),
-                "learner": fingerprint(s.learner_path) if s.learner_path else None,
-                "feedback": None if s.feedback_table is None else
-                pd.util.hash_pandas_object(s.feedback_table.astype(str), index=False).sum().item(),
-            },
-        }
+        """Everything that defines the run: the train config and the task's inputs (resume check)."""
+        return {"train": self.cfg.to_dict(), **self.task.record()}
 
     def _rng_state(self) -> dict[str, Any]:
         return {"torch": torch.get_rng_state(), "gen": self.gen.get_state(), "numpy": np.random.get_state(), "python": random.getstate()}
 
     def _loop_state(self) -> dict[str, Any]:
-        return {"step": self.step, "steps": self.cfg.steps, "method": self.cfg.method, "data": self.data.state_dict()}
+        return {"step": self.step, "steps": self.cfg.steps, "method": self.cfg.method, **self.task.state_dict()}
 
     def save_checkpoint(self) -> Path:
         target = ckpt.step_dir(self.run_dir, self.step)
 
         def write(tmp: Path) -> None:
-            self.model.save_pretrained(tmp / "learner", safe_serialization=True)
+            self.task.save_learner(tmp / "learner")
             if self.designer is not None:
                 torch.save(self.designer.state_dict(), tmp / "designer.pt")
             opt = {"learner": self.opt.state_dict(), "designer": self.d_opt.state_dict() if self.designer is not None else None}
@@ -350,7 +258,7 @@ class Trainer:
             raise VptError(f"{path} was written by a run with method={state['method']} steps={state['steps']}; "
                            f"this run has method={self.cfg.method} steps={self.cfg.steps}. Use a new run directory.")
         self.step = state["step"]
-        self.data.load_state_dict(state["data"])
+        self.task.load_state_dict({k: v for k, v in state.items() if k not in LOOP_KEYS})
         opt = torch.load(path / "optim.pt", map_location=self.device, weights_only=False)
         self.opt.load_state_dict(opt["learner"])
         if self.designer is not None:
@@ -369,8 +277,7 @@ class Trainer:
         target = ckpt.snapshot_dir(self.run_dir, self.step)
 
         def write(tmp: Path) -> None:
-            self.model.save_pretrained(tmp, safe_serialization=True)
-            self.tok.save_pretrained(tmp)
+            self.task.save_model(tmp)
             (tmp / "state.json").write_text(json.dumps({"step": self.step, "method": self.cfg.method}) + "\n")
 
         ckpt.save_atomic(target, write)
@@ -385,8 +292,7 @@ class Trainer:
         }
 
         def write(tmp: Path) -> None:
-            self.model.save_pretrained(tmp, safe_serialization=True)
-            self.tok.save_pretrained(tmp)
+            self.task.save_model(tmp)
             if self.designer is not None:
                 torch.save(self.designer.state_dict(), tmp / "designer.pt")
             (tmp / "run_config.json").write_text(json.dumps(self._config_dict(), indent=2) + "\n")

@@ -22,9 +22,11 @@ from torch import nn
 from vpt.progress import progress
 
 from vpt.models.designer import TaskDesigner
-from vpt.train.data import FeedbackSet, PackedBatches
-from vpt.train.objective import Shifted, learner_loss, logits_of, ntp_loss, step_targets
+from vpt.language.data import FeedbackSet, PackedBatches
+from vpt.language.task import FeedbackEvaluator
+from vpt.language.objective import Shifted, learner_loss, logits_of, ntp_loss, step_targets
 from vpt.value.estimators import perturbed
+from vpt.value.meta import downstream_gradient
 from vpt.value.flat import dot
 
 
@@ -71,8 +73,8 @@ def run_probe(
         fb_ids, fb_labels = (t.to(device) for t in probe_set.sample(batch_size, gen))
         probe_loss = ntp_loss(model, fb_ids, fb_labels)
         g_probe = torch.autograd.grad(probe_loss, params)
-        sub_ids, sub_labels = (t.to(device) for t in feedback_set.sample(batch_size, gen))
-        g_down = torch.autograd.grad(ntp_loss(model, sub_ids, sub_labels), params)
+        g_down, _ = downstream_gradient([FeedbackEvaluator(model, feedback_set, batch_size, device)], model, params, gen,
+                                        scope_graph=False)
         with torch.no_grad(), perturbed(params, g_pre, -eta):
             after = ntp_loss(model, fb_ids, fb_labels)
         pairs.append({

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from vpt.value.scope import transformer_blocks
+from vpt.value.scope import parse_scope, transformer_blocks
 
 
 def _detach(x: Any) -> Any:
@@ -40,15 +40,25 @@ class _Replay(nn.Module):
         return self.output
 
 
+def scope_boundary(model: nn.Module, scope: str, objective_type: type) -> ScopeBoundary | None:
+    """A boundary when it is valid: the scope is the last k blocks and the objective declares that
+    the designer leaves the learner's input untouched (else the lower blocks' output would change
+    between the meta step's forwards, and a replay would be silently wrong)."""
+    spec = parse_scope(scope)
+    if spec.kind != "last" or not getattr(objective_type, "input_untouched", False):
+        return None
+    return ScopeBoundary(model, scope)
+
+
 class ScopeBoundary:
     """Keeps the input of the first block of a `last:<k>` scope; does nothing when k covers every block."""
 
     def __init__(self, model: nn.Module, scope: str) -> None:
-        if not scope.startswith("last:"):
+        spec = parse_scope(scope)
+        if spec.last_blocks is None:
             raise ValueError(f"a scope boundary needs a 'last:<k>' scope, not {scope!r}")
         self.blocks = transformer_blocks(model)
-        k = int(scope.split(":", 1)[1])
-        self.index = len(self.blocks) - k  # blocks [0, index) lie below the scope
+        self.index = len(self.blocks) - spec.last_blocks  # blocks [0, index) lie below the scope
         self.kept: Any = None
         self._ids: torch.Tensor | None = None
 

@@ -13,8 +13,8 @@ ablation), and the designer's parameters. Three interchangeable estimators:
   V ~ [L(theta + e u) - L(theta - e u)] / 2e (DARTS-style). Two learner forwards without a
   graph, no learner backward, any attention kernel (flash included).
   e = fd_eps / |u|, so the step in parameter space has length fd_eps.
-  Fused (default) when the objective is linear in learner outputs that do not depend on phi
-  (a LinearValueObjective, e.g. language soft targets): the two sides are differenced first,
+  Fused (default) when the objective declares linear_in_outputs (a LinearValueObjective, e.g.
+  language soft targets): the two sides are differenced first,
   D = [out(theta + e u) - out(theta - e u)] / 2e, and the designer runs forward and backward
   once on D instead of once per side. Same number up to rounding (tests/test_value.py).
 """
@@ -36,6 +36,18 @@ ESTIMATORS = ("autograd", "jvp", "finite_difference")
 
 
 class ValueObjective(Protocol):
+    """L_pre(theta; phi) of one unlabeled batch, with what the fast paths may rely on declared:
+
+    - input_untouched: the designer changes the learner's *target*, never its input, so every
+      learner forward of the meta step sees the same input below the scope (enables the
+      scope-boundary replay, vpt.value.boundary). Learned views (vision masks) are not.
+    - linear_in_outputs: L is linear in learner outputs that do not depend on phi (enables the
+      fused finite difference: learner_outputs / loss_of_outputs below).
+    """
+
+    input_untouched: bool
+    linear_in_outputs: bool
+
     def loss(self, learner_graph: bool) -> torch.Tensor:
         """L_pre(theta; phi), differentiable in phi; differentiable in the scope iff learner_graph."""
 
@@ -44,6 +56,8 @@ class ValueObjective(Protocol):
 
 
 class LinearValueObjective(ValueObjective, Protocol):
+    """An objective with linear_in_outputs = True."""
+
     def learner_outputs(self) -> torch.Tensor:
         """The learner's outputs that L is linear in, at the current theta, without a graph."""
 
@@ -104,7 +118,7 @@ def meta_gradient(
             return MetaGradient(value.item(), _grad(value, designer_params))
     if estimator == "finite_difference":
         e = fd_eps / norm(direction).clamp(min=1e-30).item()
-        if fused and hasattr(objective, "learner_outputs"):
+        if fused and objective.linear_in_outputs:
             outs = []
             for sign in (1.0, -1.0):
                 with perturbed(scope, direction, sign * e):
@@ -140,3 +154,25 @@ def cosine_meta_gradient(
     denom = max(nu * ng, 1e-30)
     grads = [(a - along_u.value / max(ng * ng, 1e-30) * b) / denom for a, b in zip(along_u.grads, along_g.grads)]
     return MetaGradient(along_u.value / denom, grads)
+
+
+KINDS = ("dot", "cosine")
+
+
+def value_gradient(
+    kind: str,
+    estimator: str,
+    objective: ValueObjective,
+    scope: Sequence[torch.Tensor],
+    direction: Vec,
+    designer_params: Sequence[torch.Tensor],
+    fd_eps: float = 1e-3,
+    fused: bool = True,
+) -> MetaGradient:
+    """V (kind `dot`) or the cosine (kind `cosine`) and its gradient in phi."""
+    if kind == "dot":
+        return meta_gradient(estimator, objective, scope, direction, designer_params, fd_eps, fused)
+    if kind == "cosine":
+        g_pre = torch.autograd.grad(objective.loss(learner_graph=True), list(scope))
+        return cosine_meta_gradient(estimator, objective, scope, direction, g_pre, designer_params, fd_eps, fused)
+    raise VptError(f"unknown value kind {kind!r}; choose one of: {', '.join(KINDS)}")

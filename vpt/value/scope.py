@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from torch import nn
 
@@ -20,26 +21,42 @@ def transformer_blocks(model: nn.Module) -> nn.ModuleList:
     return max(lists, key=len)
 
 
+@dataclass(frozen=True)
+class ScopeSpec:
+    """A parsed scope: kind 'all', 'adapters' or 'last' (then `last_blocks` = k)."""
+
+    kind: str
+    last_blocks: int | None = None
+
+
+def parse_scope(scope: str) -> ScopeSpec:
+    if scope in ("all", "adapters"):
+        return ScopeSpec(scope)
+    if scope.startswith("last:"):
+        try:
+            return ScopeSpec("last", int(scope.split(":", 1)[1]))
+        except ValueError:
+            raise VptError(f"scope {scope!r}: k must be an integer; choose one of {SCOPES}") from None
+    raise VptError(f"unknown alignment scope {scope!r}; choose one of {SCOPES}")
+
+
 def scope_parameters(model: nn.Module, scope: str) -> list[tuple[str, nn.Parameter]]:
+    spec = parse_scope(scope)
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    if scope == "all":
+    if spec.kind == "all":
         return named
-    if scope == "adapters":
+    if spec.kind == "adapters":
         out = [(n, p) for n, p in named if "lora_" in n]
         if not out:
             raise VptError("scope 'adapters' needs a LoRA learner (train.lora); the model has no lora_ parameters")
         return out
-    if scope.startswith("last:"):
-        try:
-            k = int(scope.split(":", 1)[1])
-        except ValueError:
-            raise VptError(f"scope {scope!r}: k must be an integer; choose one of {SCOPES}") from None
-        blocks = transformer_blocks(model)
-        if not 1 <= k <= len(blocks):
-            raise VptError(f"scope {scope!r}: the model has {len(blocks)} blocks")
-        ids = {id(p) for b in list(blocks)[-k:] for p in b.parameters()}
-        return [(n, p) for n, p in named if id(p) in ids]
-    raise VptError(f"unknown alignment scope {scope!r}; choose one of {SCOPES}")
+    k = spec.last_blocks
+    assert k is not None
+    blocks = transformer_blocks(model)
+    if not 1 <= k <= len(blocks):
+        raise VptError(f"scope {scope!r}: the model has {len(blocks)} blocks")
+    ids = {id(p) for b in list(blocks)[-k:] for p in b.parameters()}
+    return [(n, p) for n, p in named if id(p) in ids]
 
 
 @contextlib.contextmanager

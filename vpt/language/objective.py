@@ -1,5 +1,5 @@
-"""Language instantiation: learner losses for the five methods, the feedback loss, and the
-value objective whose meta-gradient trains the designer."""
+"""Language: learner losses for the five methods, the feedback loss, and the value objective
+whose meta-gradient trains the designer."""
 
 from __future__ import annotations
 
@@ -104,6 +104,9 @@ class LanguageValueObjective:
     (no graph) and the loss of any such tensor as a function of phi. With a `boundary` that
     captured this batch's learner forward, learner forwards start at the alignment scope.
     """
+
+    input_untouched = True  # the designer shapes targets only: the scope boundary may be replayed
+    linear_in_outputs = True  # L is linear in the learner's log-probs: the fused finite difference applies
 
     def __init__(
         self, model: nn.Module, scope: Sequence[tuple[str, nn.Parameter]], designer: TaskDesigner,

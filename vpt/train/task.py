@@ -1,0 +1,78 @@
+"""What a modality plugs into the value trainer (vpt.train.loop).
+
+The loop owns what every modality shares: the schedule, AdamW, clipping, the finite checks, the
+metrics, checkpoints and exact resume, preemption, and the meta step's order (vpt.value.meta).
+A *task* owns everything that knows what a sample is:
+
+    build        the learner, its data, the evaluators and the designer (on a device, in a dtype)
+    learner_step one unlabeled batch -> the learner's loss under the designer's current task
+    value_objective  L_pre(theta; phi) of that batch for the estimators (vpt.value.estimators)
+    evaluators   the weighted downstream losses whose gradient is g_down (labels used only there)
+    designer_regulariser  a term the designer adds to -V (None: none)
+    state_dict / load_state_dict  JSON-serialisable extra state (data position, counters);
+                 tensors (an EMA teacher, say) go with the learner through save_learner
+    save_learner / save_model  the checkpoint's learner, and a loadable model (snapshots, final/)
+
+Language (vpt.language.task.LanguageTask) is the first task.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from vpt.value.estimators import ValueObjective
+from vpt.value.meta import Evaluator
+
+Scope = Sequence[tuple[str, nn.Parameter]]  # the named alignment-scope parameters
+Phase = Callable[[str], contextlib.AbstractContextManager[Any]]  # a timer's named phase (vpt.train.timing)
+
+
+@dataclass
+class LearnerStep:
+    """One learner forward on an unlabeled batch, before backward."""
+
+    loss: torch.Tensor  # the learner's training loss, with its graph
+    metrics: dict[str, torch.Tensor] = field(default_factory=dict)  # detached scalars for metrics.jsonl
+    context: Any = None  # what the task needs to build the value objective of this batch
+
+
+class Task(Protocol):
+    throughput_unit: str  # metrics.jsonl reports <unit>_per_s
+    units_per_batch: int
+    learner: nn.Module
+    designer: nn.Module | None
+    evaluators: list[Evaluator]
+
+    def record(self) -> dict[str, Any]:
+        """What defines the run besides the train config: inputs and their fingerprints (resume check)."""
+
+    def build(self, device: torch.device, param_dtype: torch.dtype, resume_from: Path | None) -> None: ...
+
+    def next_batch(self) -> Any: ...
+
+    def learner_step(self, batch: Any, meta: bool, autocast: contextlib.AbstractContextManager[Any],
+                     phase: Phase) -> LearnerStep:
+        """The loss of one batch. `meta`: a meta step follows at this theta (a task may keep state for it)."""
+
+    def value_objective(self, step: LearnerStep, scope: Scope) -> ValueObjective:
+        """L_pre(theta; phi) of the step's batch, over the named alignment scope."""
+
+    def end_meta_step(self) -> None:
+        """Drop what learner_step kept for the meta step."""
+
+    def designer_regulariser(self) -> torch.Tensor | None: ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def save_learner(self, path: Path) -> None: ...
+
+    def save_model(self, path: Path) -> None: ...
