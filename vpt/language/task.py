@@ -171,6 +171,9 @@ class LanguageTask:
     def designer_regulariser(self) -> torch.Tensor | None:
         return None
 
+    def after_update(self, step: int) -> None:
+        pass  # no teacher or other state that follows the learner
+
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         return {"data": self.data.state_dict()}

@@ -182,6 +182,7 @@ class Trainer:
             raise NonFiniteError(f"step {self.step + 1}: gradient norm is {gnorm.item()}; the last good checkpoint is kept")
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
+        self.task.after_update(self.step + 1)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0

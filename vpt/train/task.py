@@ -6,9 +6,11 @@ A *task* owns everything that knows what a sample is:
 
     build        the learner, its data, the evaluators and the designer (on a device, in a dtype)
     learner_step one unlabeled batch -> the learner's loss under the designer's current task
-    value_objective  L_pre(theta; phi) of that batch for the estimators (vpt.value.estimators)
+    value_objective  L_pre(theta; phi) for the estimators (vpt.value.estimators): of the learner
+                 step's batch, or of a separate unlabeled meta batch the task draws itself
     evaluators   the weighted downstream losses whose gradient is g_down (labels used only there)
     designer_regulariser  a term the designer adds to -V (None: none)
+    after_update after each learner optimizer step (e.g. a teacher's EMA; nothing for language)
     state_dict / load_state_dict  JSON-serialisable extra state (data position, counters);
                  tensors (an EMA teacher, say) go with the learner through save_learner
     save_learner / save_model  the checkpoint's learner, and a loadable model (snapshots, final/)
@@ -68,6 +70,9 @@ class Task(Protocol):
         """Drop what learner_step kept for the meta step."""
 
     def designer_regulariser(self) -> torch.Tensor | None: ...
+
+    def after_update(self, step: int) -> None:
+        """Called after the learner's optimizer step `step` (1-based)."""
 
     def state_dict(self) -> dict[str, Any]: ...
 
