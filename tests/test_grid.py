@@ -36,6 +36,19 @@ def test_malformed_run_id_names_the_expected_form() -> None:
         Run.parse("qwen1.5-4b/vpt/1e-5")
 
 
+@pytest.mark.parametrize("run_id, message", [
+    ("qwen9b/vpt/lr1e-05_s0_fb1024_raw", "run 'qwen9b/vpt/lr1e-05_s0_fb1024_raw': model 'qwen9b' is not in the config; "
+                                         "choose one of: qwen1.5-0.5b, qwen1.5-4b, qwen1.5-7b"),
+    ("qwen1.5-4b/vpt/lr1e-05_s0_fb1024_zzz", "run 'qwen1.5-4b/vpt/lr1e-05_s0_fb1024_zzz': corpus 'zzz' is not packed; "
+                                             "choose one of: raw, decontaminated"),
+])
+def test_parse_run_checks_model_and_corpus_against_the_config(paper: dict, run_id: str, message: str) -> None:
+    with pytest.raises(VptError) as e:
+        grid.parse_run(paper, run_id)
+    assert str(e.value) == message
+    assert grid.parse_run(paper, "qwen1.5-4b/vpt/lr1e-05_s0_fb1024_raw") == Run("qwen1.5-4b", "vpt", 1e-5, 0, 1024, "raw")
+
+
 def test_paper_grid_matches_a_brute_force_enumeration(paper: dict) -> None:
     lrs = [5.0e-6, 6.25e-6, 7.5e-6, 8.75e-6, 1.0e-5]
     sizes = ["qwen1.5-0.5b", "qwen1.5-4b", "qwen1.5-7b"]

@@ -58,6 +58,24 @@ def test_base_section_ignores_what_the_base_does_not_read(embedded: dict) -> Non
     assert W.base_train_section(edited) != W.base_train_section(embedded)
 
 
+def test_the_base_stamp_holds_what_the_base_training_reads(embedded: dict) -> None:
+    """vpt.runs.train_setup builds the base's TrainConfig from the same settings as its stamp:
+    an edit the stamp ignores leaves the TrainConfig as it is, one it sees changes it."""
+    from vpt.runs import NOT_READ_BY_BASE, train_setup
+
+    base = train_setup(embedded, None, None)[0].to_dict()
+    assert base["method"] == "ntp" and base["lr"] == embedded["base_model"]["train"]["lr"]
+    for key in NOT_READ_BY_BASE:
+        assert key not in W.base_train_section(embedded)["train"]
+    ignored = copy.deepcopy(embedded)
+    ignored["train"].update(method="vpt", snapshot_steps=[3], designer={**ignored["train"]["designer"], "K": 3})
+    assert W.base_train_section(ignored) == W.base_train_section(embedded)
+    assert train_setup(ignored, None, None)[0].to_dict() == base
+    seen = copy.deepcopy(embedded)
+    seen["train"]["grad_clip"] = 0.5
+    assert train_setup(seen, None, None)[0].to_dict()["grad_clip"] == 0.5
+
+
 def test_all_targets_cover_every_stage(embedded: dict) -> None:
     targets = W.all_targets(embedded)
     assert len(targets) == len(set(targets))

@@ -79,41 +79,10 @@ def cmd_download(args: argparse.Namespace) -> None:
         log.info("%s/%s: %d rows -> %s", args.name, split, info["rows"], out / info["file"])
 
 
-def _read_parquet(path: Path) -> Any:
-    import pandas as pd
-
-    if not path.exists():
-        raise UsageError(f"input {path} does not exist; run the stage that makes it first (e.g. `vpt data download`)")
-    return pd.read_parquet(path)
-
-
 def cmd_decontaminate(args: argparse.Namespace) -> None:
-    import pandas as pd
+    from vpt.data.decontaminate import decontaminate_stage
 
-    from vpt.data.decontaminate import DecontamConfig, decontaminate
-    from vpt.io import atomic_dir
-    from vpt.paths import decontaminated_dir, raw_split
-
-    cfg = _cfg(args)
-    dc = cfg["decontaminate"]
-    corpus_ref = dc["corpus"]
-    corpus = _read_parquet(raw_split(cfg, corpus_ref["dataset"], corpus_ref["split"]))
-    refs = []
-    for r in dc["references"]:
-        df = _read_parquet(raw_split(cfg, r["dataset"], r["split"]))
-        if r["field"] not in df.columns:
-            raise UsageError(f"reference {r['dataset']}/{r['split']} has no field {r['field']!r}; columns: {list(df.columns)}")
-        refs.append(pd.DataFrame({"id": df["id"], "text": df[r["field"]].astype(str)}))
-    if corpus_ref["field"] not in corpus.columns:
-        raise UsageError(f"corpus has no field {corpus_ref['field']!r}; columns: {list(corpus.columns)}")
-    params = DecontamConfig(**{k: dc[k] for k in ("num_perm", "ngram", "threshold", "lsh_threshold", "workers")})
-    kept, report = decontaminate(corpus, corpus_ref["field"], pd.concat(refs, ignore_index=True), params)
-    report["corpus"] = corpus_ref
-    report["references_from"] = dc["references"]
-    out = Path(args.out) if args.out else decontaminated_dir(cfg, corpus_ref["dataset"])
-    with atomic_dir(out, last=("report.json",)) as tmp:
-        kept.to_parquet(tmp / f"{corpus_ref['split']}.parquet", index=False)
-        (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    report, out = decontaminate_stage(_cfg(args), args.out)
     log.info(
         "kept %d of %d documents (%d removed, %.0f docs/s) -> %s",
         report["docs_out"], report["docs_in"], report["docs_removed"], report["docs_per_second"], out,
@@ -121,28 +90,17 @@ def cmd_decontaminate(args: argparse.Namespace) -> None:
 
 
 def cmd_tokenizer(args: argparse.Namespace) -> None:
-    from vpt.data.tokenizer import corpus_texts, load_tokenizer, train_bpe
-    from vpt.paths import raw_split, tokenizer_dir
+    from vpt.data.tokenizer import tokenizer_stage
 
     cfg = _cfg(args)
-    spec = cfg["tokenizer"]
-    out = Path(args.out) if args.out else tokenizer_dir(cfg)
-    if "pretrained" in spec:
-        from vpt.io import atomic_dir
-
-        tok = load_tokenizer(spec["pretrained"]["path"], spec["pretrained"].get("revision"))
-        with atomic_dir(out, last=("tokenizer_config.json",)) as tmp:
-            tok.save_pretrained(tmp)
-    else:
-        t = spec["train"]
-        df = _read_parquet(raw_split(cfg, t["dataset"], t["split"]))
-        tok = train_bpe(corpus_texts(df["problem"], df["solution"]), t["vocab_size"], t["min_frequency"], out)
-    log.info("tokenizer %s (vocab %d) -> %s", spec["name"], len(tok), out)
+    tok, out = tokenizer_stage(cfg, args.out)
+    log.info("tokenizer %s (vocab %d) -> %s", cfg["tokenizer"]["name"], len(tok), out)
 
 
 def cmd_pack(args: argparse.Namespace) -> None:
     from vpt.data.pack import PackConfig, pack
     from vpt.data.tokenizer import load_tokenizer, tokenizer_source
+    from vpt.io import read_parquet
     from vpt.paths import corpus_split, packed_dir, tokenizer_dir
 
     cfg = _cfg(args)
@@ -150,7 +108,7 @@ def cmd_pack(args: argparse.Namespace) -> None:
     if args.variant not in p["variants"]:
         raise UsageError(f"variant {args.variant!r} is not in pack.variants; choose one of: {', '.join(p['variants'])}")
     src = corpus_split(cfg, p["dataset"], p["split"], args.variant)
-    corpus = _read_parquet(src)
+    corpus = read_parquet(src)
     path, revision = tokenizer_source(cfg, tokenizer_dir(cfg))
     tok = load_tokenizer(path, revision)
     out = Path(args.out) if args.out else packed_dir(cfg, args.variant)
@@ -162,60 +120,8 @@ def cmd_pack(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- train
 
 
-def resolve_run(cfg: dict[str, Any], run: str | None, method: str | None) -> Any:
-    """A grid run from --run <id>, or the default run of --method (vpt.grid.default_run)."""
-    from vpt.grid import Run, default_run, model_keys
-
-    if run:
-        r = Run.parse(run)
-        models = model_keys(cfg)
-        if r.model not in models:
-            raise UsageError(f"run {run!r}: model {r.model!r} is not in the config; choose one of: {', '.join(models)}")
-        if r.corpus not in cfg["pack"]["variants"]:
-            raise UsageError(f"run {run!r}: corpus {r.corpus!r} is not packed; choose one of: {', '.join(cfg['pack']['variants'])}")
-        return r
-    return default_run(cfg, method or "vpt")
-
-
-def train_setup(cfg: dict[str, Any], run: Any, run_dir: str | None) -> tuple[Any, Any]:
-    """(TrainConfig, RunSpec) for a grid run (vpt.grid.Run), or for the base pretraining (run=None)."""
-    from vpt import paths
-    from vpt.config import deep_update
-    from vpt.data.tokenizer import tokenizer_source
-    from vpt.grid import run_train_section
-    from vpt.train.config import VALUE_METHODS, TrainConfig
-    from vpt.language.task import RunSpec
-
-    tok_path, tok_rev = tokenizer_source(cfg, paths.tokenizer_dir(cfg))
-    variant = paths.train_variant(cfg) if run is None else run.corpus
-    spec = RunSpec(run_dir=Path("."), packed_dir=paths.packed_dir(cfg, variant),
-                   tokenizer_path=tok_path, tokenizer_revision=tok_rev, extra={"preset": cfg["name"]})
-    if run is None:
-        if "base_model" not in cfg:
-            raise UsageError("--base needs a `base_model` section in the config (the embedded tiny learner)")
-        train = deep_update(dict(cfg["train"]), cfg["base_model"].get("train", {}))
-        for key in ("designer", "value", "feedback", "fixed_alpha", "snapshot_steps"):  # not read by ntp (see workflow.base_train_section)
-            train.pop(key, None)
-        train["method"] = "ntp"
-        spec.architecture = cfg["base_model"]["architecture"]
-        spec.run_dir = Path(run_dir) if run_dir else paths.base_run_dir(cfg)
-    else:
-        train = run_train_section(cfg, run)
-        if run.model == "base":
-            spec.learner_path = str(paths.base_run_dir(cfg) / "final")
-        else:
-            model = cfg["models"][run.model]
-            spec.learner_path, spec.learner_revision = model["path"], model.get("revision")
-        spec.run_dir = Path(run_dir) if run_dir else paths.run_dir(cfg, run.id)
-        spec.extra["run"] = run.id
-    tcfg = TrainConfig.from_dict(train)
-    if tcfg.method in VALUE_METHODS:
-        fb = tcfg.feedback
-        spec.feedback_table = _read_parquet(paths.raw_split(cfg, fb.dataset, fb.split))
-    return tcfg, spec
-
-
 def cmd_train(args: argparse.Namespace) -> None:
+    from vpt.runs import resolve_run, train_setup
     from vpt.language.task import language_trainer
 
     cfg = _cfg(args)
@@ -230,41 +136,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_probe(args: argparse.Namespace) -> None:
-    import torch
+    from vpt.runs import probe
 
-    from vpt import paths
-    from vpt.data.tokenizer import load_tokenizer
-    from vpt.io import write_json
-    from vpt.models.designer import DesignerConfig, TaskDesigner
-    from vpt.models.learner import load_learner
-    from vpt.train.config import VALUE_METHODS
-    from vpt.language.data import FeedbackSet, PackedBatches
-    from vpt.train.probe import run_probe
-    from vpt.value.scope import scope_parameters
-
-    cfg = _cfg(args)
-    tcfg, spec = train_setup(cfg, resolve_run(cfg, None, args.method), None)
-    pr = cfg["probe"]
-    ckpt_dir = Path(args.checkpoint) if args.checkpoint else spec.run_dir / "final"
-    if not (ckpt_dir / "config.json").exists():
-        raise UsageError(f"no saved model in {ckpt_dir}; train it first (vpt train --method {args.method})")
-    model = load_learner(str(ckpt_dir), None, torch.float32, tcfg.attn_implementation)
-    tok = load_tokenizer(ckpt_dir)
-    designer = None
-    if tcfg.method in VALUE_METHODS:
-        designer = TaskDesigner(DesignerConfig.for_learner(model, tcfg.designer))
-        designer.load_state_dict(torch.load(ckpt_dir / "designer.pt", map_location="cpu"))
-    fb = tcfg.feedback
-    table = _read_parquet(paths.raw_split(cfg, fb.dataset, fb.split))
-    feedback_set = FeedbackSet(table, tok, fb.n, fb.seed, fb.max_len)  # the subset the designer saw
-    probe_set = FeedbackSet(table, tok, pr["n"], fb.seed + 1, fb.max_len, exclude=set(feedback_set.row_ids))
-    data = PackedBatches(spec.packed_dir, pr["batch_size"], seed=tcfg.seed + 1000)
-    torch.manual_seed(tcfg.seed)
-    result = run_probe(model, scope_parameters(model, tcfg.value.scope), data, probe_set, feedback_set, pr["probes"], pr["eta"],
-                       pr["batch_size"], tcfg.method, designer, tcfg.designer.K, tcfg.alpha_fixed, seed=tcfg.seed)
-    result.update(checkpoint=str(ckpt_dir), scope=tcfg.value.scope, held_out_examples=pr["n"])
-    out = Path(args.out) if args.out else paths.probe_result(cfg, args.method)
-    write_json(out, result)
+    result, out = probe(_cfg(args), args.method, args.checkpoint, args.out)
     log.info("probe %s: Pearson r = %.3f (95%% CI %.3f..%.3f); with g_down from the feedback subset r = %.3f "
              "(%.3f..%.3f); %d probes -> %s", args.method, result["pearson_r"], *result["pearson_r_ci95"],
              result["feedback_subset_pearson_r"], *result["feedback_subset_pearson_r_ci95"], result["probes"], out)
@@ -273,6 +147,7 @@ def cmd_probe(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> None:
     from vpt import paths
     from vpt.eval.run import evaluate, make_lm, task_config, write_results
+    from vpt.runs import resolve_run
 
     cfg = _cfg(args)
     e = cfg["eval"]

@@ -78,6 +78,23 @@ def model_keys(cfg: Config) -> list[str]:
     return (["base"] if "base_model" in cfg else []) + list(cfg["models"])
 
 
+def run_choices(cfg: Config) -> dict[str, list[str]]:
+    """What a run's model and corpus may be: a learner of the config, a packed variant. The one
+    rule behind both run ids (parse_run) and the grid's groups (check_grid)."""
+    return {"model": model_keys(cfg), "corpus": list(cfg["pack"]["variants"])}
+
+
+def parse_run(cfg: Config, run_id: str) -> Run:
+    """The run a run id names, checked against the config (Run.parse checks only its form)."""
+    run = Run.parse(run_id)
+    for field, choices in run_choices(cfg).items():
+        value = getattr(run, field)
+        if value not in choices:
+            what = "is not in the config" if field == "model" else "is not packed"
+            raise VptError(f"run {run_id!r}: {field} {value!r} {what}; choose one of: {', '.join(choices)}")
+    return run
+
+
 def default_corpus(cfg: Config) -> str:
     """The packed variant a group trains on unless it says: raw when packed (the paper's main
     runs), else the only one there is."""
@@ -157,15 +174,16 @@ def run_train_section(cfg: Config, run: Run) -> dict[str, Any]:
 def check_grid(cfg: Config) -> list[str]:
     """Cross-references of the grid the schema cannot express (used by vpt.config)."""
     problems: list[str] = []
-    models = model_keys(cfg)
+    choices = run_choices(cfg)
+    models, variants = choices["model"], choices["corpus"]
     steps = train_steps(cfg)
     for name, g in cfg["grid"].items():
         for m in g.get("models") or [cfg["learner"]]:
             if m not in models:
                 problems.append(f"key 'grid.{name}.models': {m!r} is not a model; choose one of: {', '.join(models)}")
         corpus = g.get("corpus")
-        if corpus and corpus not in cfg["pack"]["variants"]:
-            problems.append(f"key 'grid.{name}.corpus': {corpus!r} is not packed; choose one of: {', '.join(cfg['pack']['variants'])}")
+        if corpus and corpus not in variants:
+            problems.append(f"key 'grid.{name}.corpus': {corpus!r} is not packed; choose one of: {', '.join(variants)}")
         for s in g.get("eval_steps") or []:
             if s > steps:
                 problems.append(f"key 'grid.{name}.eval_steps': step {s} is beyond train.steps = {steps}")

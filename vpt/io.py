@@ -1,4 +1,4 @@
-"""Atomic file output and hashing.
+"""Atomic file output, stage inputs and hashing.
 
 Every stage writes into a temporary sibling and renames it into place, so an interrupted or
 failed run never leaves a partial output that Snakemake (or a human) could mistake for a
@@ -16,6 +16,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from vpt.errors import VptError
 
 
 @contextlib.contextmanager
@@ -60,6 +62,15 @@ def atomic_dir(path: str | os.PathLike[str], last: tuple[str, ...] = ()) -> Iter
             os.replace(tmp / name, path / name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_parquet(path: str | os.PathLike[str]) -> Any:
+    """A stage's parquet input (a pandas DataFrame), or an error that says to make it first."""
+    import pandas as pd
+
+    if not Path(path).exists():
+        raise VptError(f"input {path} does not exist; run the stage that makes it first (e.g. `vpt data download`)")
+    return pd.read_parquet(path)
 
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:

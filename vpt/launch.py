@@ -1,7 +1,7 @@
 """Run one `vpt` stage where the config says: in this process, as a local submitit job, or as a
 SLURM job (`vpt launch`, used by every heavy Snakemake rule).
 
-  inline  vpt.cli.main(argv) in the calling process (the default; no scheduler, no extra start-up)
+  inline  `python -m vpt <argv>` in the calling process (the default; no scheduler, no extra start-up)
   local   submitit's LocalExecutor: a controller subprocess with a time limit that requeues on USR2
   slurm   sbatch through submitit; this process (on the login node, under Snakemake) polls the
           queue, streams the job's log into its own stdout and fails with the log's tail
@@ -9,6 +9,8 @@ SLURM job (`vpt launch`, used by every heavy Snakemake rule).
 Inside a local or SLURM job, VptJob runs `python -m vpt <argv>` as a child process, so that a
 time-out or preemption signal reaches a trainer that can finish its step, checkpoint and exit
 with EXIT_PREEMPTED; submitit then requeues the job and the rerun resumes from the checkpoint.
+Every backend runs the package's entry point, vpt/__main__.py, by name (inline through runpy), so
+this module does not import vpt.cli, which imports it for `vpt launch`.
 Importable without torch: the login node only needs submitit and the config.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import codecs
 import os
 import re
+import runpy
 import shlex
 import signal
 import subprocess
@@ -390,6 +393,20 @@ def wait(job: Any, cfg: Mapping[str, Any], backend: str, name: str, out: TextIO 
     return int(result or 0)
 
 
+def run_inline(argv: Sequence[str]) -> int:
+    """`python -m vpt <argv>` in this process, as a job runs it in a child: vpt/__main__.py under
+    runpy with sys.argv set to it; the code it exits with (argparse's 2 for bad arguments too)."""
+    saved = sys.argv
+    sys.argv = ["vpt", *argv]
+    try:
+        runpy.run_module("vpt", run_name="__main__")
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    finally:
+        sys.argv = saved
+    return 0
+
+
 def launch(argv: Sequence[str], cfg: Mapping[str, Any], kind: str, model: str | None, name: str,
            backend: str | None = None) -> int:
     """Run `vpt <argv>` with the config's launcher (or `backend`); the exit code, 0 on success."""
@@ -400,8 +417,6 @@ def launch(argv: Sequence[str], cfg: Mapping[str, Any], kind: str, model: str | 
         raise LaunchError("nothing to launch: give the vpt command after `--`, e.g. `-- train --config C`")
     resources_for(cfg, kind, model)  # the same errors whatever the backend
     if backend == "inline":
-        from vpt.cli import main
-
-        return main(list(argv))
+        return run_inline(argv)
     job = submit(argv, cfg, kind, model, name, backend)
     return wait(job, cfg, backend, name)

@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
-from vpt import paths
+from vpt import paths, runs
 from vpt.grid import (FEEDBACK_METHODS, RUN_ID_PATTERN, Run, all_runs, checkpoint_label, default_run, evaluations,
-                      group_evaluations, group_spec, run_train_section)
+                      group_evaluations, group_spec, parse_run, run_train_section)
 from vpt.io import write_text
 
 Config = dict[str, Any]
@@ -110,15 +110,10 @@ def stamp(name: str, payload: Any, directory: str | Path = ".snakemake/vpt/stamp
 
 
 def base_train_section(cfg: Config) -> dict[str, Any]:
-    """The settings the base pretraining actually uses (train + base_model.train overrides, minus
-    what only the continued-pretraining methods read), so editing e.g. train.lr alone does not
-    retrain the base."""
-    from vpt.config import deep_update
-
-    merged = deep_update(json.loads(json.dumps(cfg["train"])), cfg["base_model"].get("train", {}))
-    for key in ("designer", "value", "feedback", "fixed_alpha", "method", "snapshot_steps"):
-        merged.pop(key, None)
-    return {"train": merged, "architecture": cfg["base_model"]["architecture"]}
+    """The settings the base pretraining actually uses (vpt.runs.base_train_section and the
+    architecture: its stamp), so editing e.g. train.lr alone (overridden by base_model.train) or
+    the designer does not retrain the base."""
+    return {"train": runs.base_train_section(cfg), "architecture": cfg["base_model"]["architecture"]}
 
 
 def run_settings(cfg: Config, run: Run) -> dict[str, Any]:

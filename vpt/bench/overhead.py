@@ -70,7 +70,7 @@ def recut_packed(src: Path, seq_len: int, out: Path) -> Path:
 def _trainer(arm: str, s: dict[str, Any], run_dir: str) -> Any:
     import torch
 
-    from vpt.cli import resolve_run, train_setup
+    from vpt.runs import resolve_run, train_setup
     from vpt.config import load_config
     from vpt.language.task import language_trainer
 

@@ -36,7 +36,7 @@ ARMS = ("vpt_ntp", "hf_trainer")
 def settings_from_config(cfg: dict[str, Any], warmup: int, window: int, threads: int, device: str) -> dict[str, Any]:
     """The default ntp run of a config (what `vpt train --method ntp` trains), as picklable settings
     with absolute paths (each arm runs in a spawned process)."""
-    from vpt.cli import resolve_run, train_setup
+    from vpt.runs import resolve_run, train_setup
 
     run = resolve_run(cfg, None, "ntp")
     tcfg, spec = train_setup(cfg, run, None)

@@ -13,16 +13,20 @@ flagging 0.1% of the (distinct) train questions.
 
 from __future__ import annotations
 
+import json
 import multiprocessing as mp
 import re
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from datasketch import MinHash, MinHashLSH
+
+from vpt.errors import VptError
 from vpt.progress import progress
 
 WORD = re.compile(r"[A-Za-z]+|\d+(?:[.,]\d+)*")
@@ -191,3 +195,32 @@ def decontaminate(
         "removed": removed,
     }
     return corpus[keep].reset_index(drop=True), report
+
+
+def decontaminate_stage(cfg: dict[str, Any], out: str | Path | None = None) -> tuple[dict[str, Any], Path]:
+    """The `decontaminate` section of a config: read its corpus split and every reference split
+    (the raw downloads), drop the near-duplicates and write the kept split and report.json to
+    `out` (default: the workflow's path); (report, where it went)."""
+    from vpt.io import atomic_dir, read_parquet
+    from vpt.paths import decontaminated_dir, raw_split
+
+    dc = cfg["decontaminate"]
+    corpus_ref = dc["corpus"]
+    corpus = read_parquet(raw_split(cfg, corpus_ref["dataset"], corpus_ref["split"]))
+    refs = []
+    for r in dc["references"]:
+        df = read_parquet(raw_split(cfg, r["dataset"], r["split"]))
+        if r["field"] not in df.columns:
+            raise VptError(f"reference {r['dataset']}/{r['split']} has no field {r['field']!r}; columns: {list(df.columns)}")
+        refs.append(pd.DataFrame({"id": df["id"], "text": df[r["field"]].astype(str)}))
+    if corpus_ref["field"] not in corpus.columns:
+        raise VptError(f"corpus has no field {corpus_ref['field']!r}; columns: {list(corpus.columns)}")
+    params = DecontamConfig(**{k: dc[k] for k in ("num_perm", "ngram", "threshold", "lsh_threshold", "workers")})
+    kept, report = decontaminate(corpus, corpus_ref["field"], pd.concat(refs, ignore_index=True), params)
+    report["corpus"] = corpus_ref
+    report["references_from"] = dc["references"]
+    path = Path(out) if out else decontaminated_dir(cfg, corpus_ref["dataset"])
+    with atomic_dir(path, last=("report.json",)) as tmp:
+        kept.to_parquet(tmp / f"{corpus_ref['split']}.parquet", index=False)
+        (tmp / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report, path

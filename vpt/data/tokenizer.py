@@ -79,3 +79,22 @@ def corpus_texts(problems: Iterable[str], solutions: Iterable[str]) -> Iterator[
 
     for p, s in zip(problems, solutions):
         yield format_prompt(p) + format_answer(s)
+
+
+def tokenizer_stage(cfg: dict[str, Any], out: str | Path | None = None) -> tuple[PreTrainedTokenizerBase, Path]:
+    """The `tokenizer` section of a config: fetch the pretrained tokenizer or train the BPE on
+    its corpus split, saved in Hugging Face format to `out` (default: the workflow's path)."""
+    from vpt.io import read_parquet
+    from vpt.paths import raw_split, tokenizer_dir
+
+    spec = cfg["tokenizer"]
+    path = Path(out) if out else tokenizer_dir(cfg)
+    if "pretrained" in spec:
+        tok = load_tokenizer(spec["pretrained"]["path"], spec["pretrained"].get("revision"))
+        with atomic_dir(path, last=("tokenizer_config.json",)) as tmp:
+            tok.save_pretrained(tmp)
+    else:
+        t = spec["train"]
+        df = read_parquet(raw_split(cfg, t["dataset"], t["split"]))
+        tok = train_bpe(corpus_texts(df["problem"], df["solution"]), t["vocab_size"], t["min_frequency"], path)
+    return tok, path

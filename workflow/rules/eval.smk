@@ -14,7 +14,7 @@ rule eval:
         checkpoint=r"final|step_\d{7}",
         task="gsm8k|gsm8k_passk|mmlu|omega_id|omega_ood",
     params:
-        model=lambda wc: W.Run.parse(wc.run).model,
+        model=lambda wc: W.parse_run(config, wc.run).model,
     log:
         f"{LOGS}/eval/{{run}}/{{checkpoint}}/{{task}}.log",
     shell:

@@ -19,14 +19,14 @@ if "base_model" in config:
 
 rule train:
     input:
-        lambda wc: W.train_inputs(config, W.Run.parse(wc.run)),
-        stamp=lambda wc: W.stamp(f"train/{wc.run}", W.run_settings(config, W.Run.parse(wc.run))),
+        lambda wc: W.train_inputs(config, W.parse_run(config, wc.run)),
+        stamp=lambda wc: W.stamp(f"train/{wc.run}", W.run_settings(config, W.parse_run(config, wc.run))),
     output:
         f"{RESULTS}/runs/{{run}}/final/state.json",
     wildcard_constraints:
         run=RUN_ID,
     params:
-        model=lambda wc: W.Run.parse(wc.run).model,
+        model=lambda wc: W.parse_run(config, wc.run).model,
     threads: 2
     log:
         f"{LOGS}/train/{{run}}.log",
