@@ -9,6 +9,7 @@ message that names the file, the key and what is allowed.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -50,6 +51,37 @@ def _with_defaults(validator_cls: type) -> type:
 
 
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def section_defaults(*keys: str) -> dict[str, Any]:
+    """What validation fills into an empty mapping at `keys` (e.g. "train", or "bench", "overhead"):
+    every default the schema gives that section, nested sections completed. For code that builds
+    a section's settings from a partial dict (the lab, tests) without repeating the schema."""
+    return copy.deepcopy(_section_defaults(keys))
+
+
+@functools.cache
+def _section_defaults(keys: tuple[str, ...]) -> dict[str, Any]:
+    schema = load_schema()
+    sub = schema
+    for i, key in enumerate(keys):
+        props = sub.get("properties", {})
+        if key not in props:
+            raise ConfigError(f"the schema has no section {'.'.join(keys[: i + 1])!r}; "
+                              f"choose one of: {', '.join(props) or '(none)'}")
+        sub = props[key]
+    filled: dict[str, Any] = {}
+    for _ in _Validator(schema).evolve(schema=sub).iter_errors(filled):
+        pass  # a section's `required` keys have no default; only the filling matters here
+    return filled
+
+
+def _derived_defaults(config: dict[str, Any]) -> None:
+    """Defaults that copy another key, which a schema `default` cannot say: train.seed is the
+    top-level seed unless given (so the grid's default seeds and the base pretraining agree)."""
+    train, seed = config.setdefault("train", {}), config.get("seed")
+    if isinstance(train, dict) and "seed" not in train and isinstance(seed, int) and not isinstance(seed, bool):
+        train["seed"] = seed
 
 
 def _key(path: Iterable[Any]) -> str:
@@ -104,10 +136,10 @@ def _check_references(cfg: Mapping[str, Any]) -> list[str]:
             f"key 'pack.dataset': {cfg['pack']['dataset']!r} is packed decontaminated but "
             f"decontaminate.corpus.dataset is {dc['corpus']['dataset']!r}; make them the same"
         )
-    fb = cfg["train"].get("feedback", {})
+    fb = cfg["train"]["feedback"]
     methods = {m for g in cfg["grid"].values() for m in g["methods"]} | set(cfg["probe"]["methods"])
-    if fb or methods & {"vpt", "random_feedback"}:
-        ref("train.feedback", fb.get("dataset", "gsm8k"), fb.get("split", "train"))
+    if methods & {"vpt", "random_feedback"} or "overhead" in cfg.get("bench", {}):  # the sections that read it
+        ref("train.feedback", fb["dataset"], fb["split"])
     learner = cfg["learner"]
     if learner == "base" and "base_model" not in cfg:
         problems.append("key 'learner': 'base' needs a `base_model` section (the embedded tiny model)")
@@ -141,6 +173,7 @@ def validate_config(config: dict[str, Any], source: str = "config") -> dict[str,
     """Validate `config` in place, fill schema defaults, and return it; raise ConfigError."""
     if not isinstance(config, dict):
         raise ConfigError(f"{source}: the configuration must be a mapping, got {type(config).__name__}")
+    _derived_defaults(config)
     errors = sorted(_Validator(load_schema()).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     problems = [_describe(e) for e in errors]
     if not problems:

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from vpt.errors import VptError
+from vpt.paths import FINAL, checkpoint_label, parse_checkpoint_label  # noqa: F401  (re-exported: the layout is vpt.paths')
 
 Config = dict[str, Any]
 
 FEEDBACK_METHODS = ("vpt", "random_feedback")  # methods that read the feedback set
-FINAL = "final"  # checkpoint label of the end-of-training model
 
 RUN_ID_PATTERN = r"[^/]+/[a-z_]+/lr[0-9.e+-]+_s\d+(?:_fb\d+)?_[a-z_]+"  # a Snakemake wildcard constraint
 _ID = re.compile(r"^(?P<model>[^/]+)/(?P<method>[a-z_]+)/lr(?P<lr>[0-9.e+-]+)_s(?P<seed>\d+)(?:_fb(?P<fb>\d+))?_(?P<corpus>[a-z_]+)$")
@@ -54,23 +54,7 @@ class Run:
 
 
 def train_steps(cfg: Config) -> int:
-    from vpt.train.config import TrainConfig
-
-    return int(cfg["train"].get("steps", TrainConfig.steps))
-
-
-def checkpoint_label(step: int | None) -> str:
-    """'final', or 'step_0000200' for a snapshot taken during training."""
-    return FINAL if step is None else f"step_{step:07d}"
-
-
-def parse_checkpoint_label(label: str) -> int | None:
-    if label == FINAL:
-        return None
-    m = re.fullmatch(r"step_(\d+)", label)
-    if not m:
-        raise VptError(f"checkpoint {label!r} is neither 'final' nor step_<N>")
-    return int(m[1])
+    return int(cfg["train"]["steps"])
 
 
 def model_keys(cfg: Config) -> list[str]:
@@ -108,9 +92,8 @@ def make_run(cfg: Config, model: str, method: str, lr: float, seed: int, feedbac
 
 def default_run(cfg: Config, method: str) -> Run:
     """The run `vpt train --method M` means: the config's learner, train.lr, seed and feedback n."""
-    fb = cfg["train"].get("feedback", {}).get("n", 1024)
-    return make_run(cfg, cfg["learner"], method, cfg["train"].get("lr", 1e-5), cfg["train"].get("seed", cfg.get("seed", 0)), fb,
-                    default_corpus(cfg))
+    t = cfg["train"]
+    return make_run(cfg, cfg["learner"], method, t["lr"], t["seed"], t["feedback"]["n"], default_corpus(cfg))
 
 
 def group_spec(cfg: Config, name: str) -> dict[str, Any]:
@@ -120,9 +103,9 @@ def group_spec(cfg: Config, name: str) -> dict[str, Any]:
     return {
         "models": g.get("models") or [cfg["learner"]],
         "methods": g["methods"],
-        "lrs": g.get("lrs") or [t.get("lr", 1e-5)],
-        "seeds": g.get("seeds") or [t.get("seed", cfg.get("seed", 0))],
-        "feedback_n": g.get("feedback_n") or [t.get("feedback", {}).get("n", 1024)],
+        "lrs": g.get("lrs") or [t["lr"]],
+        "seeds": g.get("seeds") or [t["seed"]],
+        "feedback_n": g.get("feedback_n") or [t["feedback"]["n"]],
         "corpus": g.get("corpus") or default_corpus(cfg),
         "tasks": g.get("tasks") or cfg["eval"]["tasks"],
         "eval_steps": sorted(g.get("eval_steps") or []),
@@ -167,7 +150,7 @@ def run_train_section(cfg: Config, run: Run) -> dict[str, Any]:
     train = copy.deepcopy(cfg["train"])
     train.update(method=run.method, lr=run.lr, seed=run.seed, snapshot_steps=snapshot_steps(cfg, run))
     if run.feedback_n is not None:
-        train.setdefault("feedback", {})["n"] = run.feedback_n
+        train["feedback"]["n"] = run.feedback_n
     return train
 
 

@@ -27,11 +27,12 @@ import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from vpt.config import section_defaults
 from vpt.errors import VptError
 from vpt.preempt import EXIT_PREEMPTED, STOP_SIGNALS
 
@@ -55,32 +56,33 @@ class JobFailed(RuntimeError):
 # --------------------------------------------------------------------------- configuration
 
 
+# No defaults here: the schema's `slurm` section has them (vpt.config.section_defaults).
 @dataclass(frozen=True)
 class Resources:
     """One job's request; `slurm.resources` entries merged default <- <kind> <- <kind>/<model>."""
 
-    partition: str | None = None  # None: the cluster's default partition
-    gpus: int = 1
-    cpus: int = 8
-    mem_gb: float = 64
-    time_min: int = 240
-    signal_delay_s: int = 120  # USR2 this long before the time limit, to checkpoint
-    extra: dict[str, Any] = field(default_factory=dict)  # more sbatch options
+    partition: str | None  # None: the cluster's default partition
+    gpus: int
+    cpus: int
+    mem_gb: float
+    time_min: int
+    signal_delay_s: int  # USR2 this long before the time limit, to checkpoint
+    extra: dict[str, Any]  # more sbatch options
 
 
 @dataclass(frozen=True)
 class Settings:
     """The `slurm:` section minus resources (it applies to the local launcher too)."""
 
-    folder: str = "results/slurm"
-    poll_s: float = 5.0
-    max_requeues: int = 3
-    grace_s: float = 120.0
+    folder: str
+    poll_s: float
+    max_requeues: int
+    grace_s: float
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> Settings:
-        section = cfg.get("slurm") or {}
-        return cls(**{f.name: section[f.name] for f in fields(cls) if f.name in section})
+        section = {**section_defaults("slurm"), **(cfg.get("slurm") or {})}
+        return cls(**{f.name: section[f.name] for f in fields(cls)})
 
 
 def resources_for(cfg: Mapping[str, Any], kind: str, model: str | None) -> Resources:
@@ -90,8 +92,8 @@ def resources_for(cfg: Mapping[str, Any], kind: str, model: str | None) -> Resou
     table = (cfg.get("slurm") or {}).get("resources") or {}
     valid = [f.name for f in fields(Resources)]
     keys = ["default", kind] + ([f"{kind}/{model}"] if model and model != "-" else [])
-    merged: dict[str, Any] = {}
-    extra: dict[str, Any] = {}
+    merged = section_defaults("slurm", "resources", "default")  # what a validated config's `default` entry holds
+    extra: dict[str, Any] = merged.pop("extra")
     for key in keys:
         entry = table.get(key) or {}
         unknown = sorted(set(entry) - set(valid))

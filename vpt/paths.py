@@ -3,8 +3,11 @@ Snakefile so the two never disagree."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
+
+from vpt.errors import VptError
 
 Config = dict[str, Any]
 
@@ -81,9 +84,72 @@ def run_dir(cfg: Config, run_id: str) -> Path:
     return results_dir(cfg) / "runs" / run_id
 
 
+# ---- inside a run directory (a grid run, the base model, a lab run): the one spelling of the layout
+#   <run>/checkpoints/step_NNNNNNN/   resumable training state (vpt.train.checkpoint)
+#   <run>/checkpoints/latest.json     names the newest complete checkpoint
+#   <run>/snapshots/step_NNNNNNN/     an evaluable model saved during training (grid eval_steps)
+#   <run>/final/                      the end-of-training model; final/state.json is written last
+FINAL = "final"  # checkpoint label of the end-of-training model
+CHECKPOINT_LABEL_PATTERN = r"final|step_\d{7}"  # a label as a regular expression (Snakemake wildcard)
+_STEP_LABEL = re.compile(r"step_(\d+)")
+
+
+def step_label(step: int) -> str:
+    """step_0000200: the directory name of a checkpoint or snapshot taken after `step` steps."""
+    return f"step_{step:07d}"
+
+
+def checkpoint_label(step: int | None) -> str:
+    """'final', or 'step_0000200' for a snapshot taken during training."""
+    return FINAL if step is None else step_label(step)
+
+
+def parse_checkpoint_label(label: str) -> int | None:
+    """The step of a label (None for 'final'); the inverse of checkpoint_label."""
+    if label == FINAL:
+        return None
+    m = _STEP_LABEL.fullmatch(label)
+    if not m:
+        raise VptError(f"checkpoint {label!r} is neither 'final' nor step_<N>")
+    return int(m[1])
+
+
+def is_step_label(name: str) -> bool:
+    return _STEP_LABEL.fullmatch(name) is not None
+
+
+def checkpoints_dir(run: Path) -> Path:
+    return Path(run) / "checkpoints"
+
+
+def checkpoint_dir(run: Path, step: int) -> Path:
+    return checkpoints_dir(run) / step_label(step)
+
+
+def latest_pointer(run: Path) -> Path:
+    return checkpoints_dir(run) / "latest.json"
+
+
+def snapshots_dir(run: Path) -> Path:
+    return Path(run) / "snapshots"
+
+
+def snapshot_dir(run: Path, step: int) -> Path:
+    return snapshots_dir(run) / step_label(step)
+
+
+def final_dir(run: Path) -> Path:
+    return Path(run) / FINAL
+
+
 def final_state(run: Path) -> Path:
     """Written last in a finished run's final/ directory (save_pretrained model + tokenizer)."""
-    return run / "final" / "state.json"
+    return final_dir(run) / "state.json"
+
+
+def saved_model(run: Path, checkpoint: str = FINAL) -> Path:
+    """A run's saved model at a checkpoint label: final/ or snapshots/<label>/."""
+    return final_dir(run) if checkpoint == FINAL else snapshots_dir(run) / checkpoint
 
 
 def train_variant(cfg: Config) -> str:
@@ -96,19 +162,18 @@ def probe_result(cfg: Config, method: str) -> Path:
     return results_dir(cfg) / "probe" / f"{method}.json"
 
 
-def eval_dir(cfg: Config, run_id: str, checkpoint: str = "final") -> Path:
+def eval_dir(cfg: Config, run_id: str, checkpoint: str = FINAL) -> Path:
     """results/eval/<run id>/<final | step_NNNNNNN>/"""
     return results_dir(cfg) / "eval" / run_id / checkpoint
 
 
-def eval_result(cfg: Config, run_id: str, task: str, checkpoint: str = "final") -> Path:
+def eval_result(cfg: Config, run_id: str, task: str, checkpoint: str = FINAL) -> Path:
     return eval_dir(cfg, run_id, checkpoint) / f"{task}.json"
 
 
-def model_dir(cfg: Config, run_id: str, checkpoint: str = "final") -> Path:
+def model_dir(cfg: Config, run_id: str, checkpoint: str = FINAL) -> Path:
     """The saved model of a run id ('base' is the embedded base model) at a checkpoint label."""
-    run = base_run_dir(cfg) if run_id == "base" else run_dir(cfg, run_id)
-    return run / "final" if checkpoint == "final" else run / "snapshots" / checkpoint
+    return saved_model(base_run_dir(cfg) if run_id == "base" else run_dir(cfg, run_id), checkpoint)
 
 
 def bench_result(cfg: Config, name: str) -> Path:

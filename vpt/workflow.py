@@ -123,8 +123,8 @@ def run_settings(cfg: Config, run: Run) -> dict[str, Any]:
 
 
 def feedback_split(cfg: Config) -> str:
-    fb = cfg["train"].get("feedback", {})
-    return str(paths.raw_split(cfg, fb.get("dataset", "gsm8k"), fb.get("split", "train")))
+    fb = cfg["train"]["feedback"]
+    return str(paths.raw_split(cfg, fb["dataset"], fb["split"]))
 
 
 def base_inputs(cfg: Config) -> list[str]:

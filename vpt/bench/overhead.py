@@ -40,14 +40,15 @@ QWEN15_05B = {"model_type": "qwen2", "vocab_size": 151936, "hidden_size": 1024, 
               "tie_word_embeddings": True}
 LEARNERS = {"config": None, "qwen1.5-0.5b": QWEN15_05B}
 TARGETS = {"tokens_per_s": 0.95, "peak_mem": 1.05, "fd_over_autograd": 0.5}
-DEFAULTS = {"learner": "config", "warmup": 5, "window": 32, "repeats": 3, "estimator_repeats": 5}
 FAST_PATHS = ("fd_fused", "scope_cache", "feedback_scope_graph")  # train.value switches; --plain turns them off
 
 
 def resolve_settings(section: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Defaults <- the config's bench.overhead section <- command-line overrides (None: not given)."""
+    """Defaults (the schema's bench.overhead) <- the config's section <- command-line overrides (None: not given)."""
+    from vpt.config import section_defaults
+
     given = {k: v for k, v in overrides.items() if v is not None}
-    return {"threads": os.cpu_count() or 1, **DEFAULTS, **section, **given}
+    return {"threads": os.cpu_count() or 1, **section_defaults("bench", "overhead"), **section, **given}
 
 
 def recut_packed(src: Path, seq_len: int, out: Path) -> Path:

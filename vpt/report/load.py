@@ -16,9 +16,7 @@ COLUMNS = ["group", "model", "method", "lr", "seed", "feedback_n", "corpus", "ru
 
 def tokens_per_step(cfg: dict[str, Any]) -> int:
     """Unlabeled tokens a learner step consumes: batch_size x seq_len (no gradient accumulation)."""
-    from vpt.train.config import TrainConfig
-
-    return int(cfg["train"].get("batch_size", TrainConfig.batch_size)) * int(cfg["pack"]["seq_len"])
+    return int(cfg["train"]["batch_size"]) * int(cfg["pack"]["seq_len"])
 
 
 def load_records(cfg: dict[str, Any], evaluations: list[tuple[str, Run, int | None, str]]) -> pd.DataFrame:

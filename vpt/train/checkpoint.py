@@ -8,6 +8,7 @@
   config.json         the resolved training config
   state.json          loop state: step, data position, metrics so far (written last)
 <run>/checkpoints/latest.json names the newest complete one.
+The directory names are vpt.paths' (checkpoint_dir, latest_pointer, snapshot_dir, final_dir).
 """
 
 from __future__ import annotations
@@ -19,16 +20,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from vpt import paths
 from vpt.io import write_json
 
 
 def step_dir(run_dir: Path, step: int) -> Path:
-    return run_dir / "checkpoints" / f"step_{step:07d}"
+    """<run>/checkpoints/step_NNNNNNN"""
+    return paths.checkpoint_dir(run_dir, step)
 
 
 def snapshot_dir(run_dir: Path, step: int) -> Path:
-    """<run>/snapshots/step_NNNNNNN: the model only (vpt.paths.snapshot_dir names the same place)."""
-    return run_dir / "snapshots" / f"step_{step:07d}"
+    """<run>/snapshots/step_NNNNNNN: the model only."""
+    return paths.snapshot_dir(run_dir, step)
 
 
 def save_atomic(target: Path, writer: Any) -> None:
@@ -50,15 +53,16 @@ def save_atomic(target: Path, writer: Any) -> None:
 
 
 def latest(run_dir: Path) -> Path | None:
-    pointer = run_dir / "checkpoints" / "latest.json"
+    pointer = paths.latest_pointer(run_dir)
     if not pointer.exists():
         return None
-    path = run_dir / "checkpoints" / json.loads(pointer.read_text())["checkpoint"]
+    path = paths.checkpoints_dir(run_dir) / json.loads(pointer.read_text())["checkpoint"]
     return path if (path / "state.json").exists() else None
 
 
 def mark_latest(run_dir: Path, path: Path, keep: int) -> None:
-    write_json(run_dir / "checkpoints" / "latest.json", {"checkpoint": path.name})
-    ckpts = sorted(p for p in (run_dir / "checkpoints").glob("step_*") if p.is_dir())
+    write_json(paths.latest_pointer(run_dir), {"checkpoint": path.name})
+    root = paths.checkpoints_dir(run_dir)
+    ckpts = sorted(p for p in root.iterdir() if p.is_dir() and paths.is_step_label(p.name))
     for old in ckpts[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from vpt.config import deep_update, section_defaults
 from vpt.errors import VptError
 
 METHODS = ("ntp", "vpt", "random_feedback", "uniform_smoothing", "self_distill")
@@ -13,74 +14,78 @@ VALUE_METHODS = ("vpt", "random_feedback")  # methods with a designer and meta-u
 SOFT_METHODS = ("vpt", "random_feedback", "uniform_smoothing", "self_distill")
 
 
+# The fields have no defaults: every default of the `train:` section is written once, in the
+# schema (workflow/schemas/config.schema.yaml), and from_dict fills a partial section from there.
+
+
 @dataclass
 class DesignerSection:
-    K: int = 64
-    alpha_max: float = 0.5
-    n_layer: int = 6
-    n_embd: int = 256
-    n_head: int = 4
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
+    K: int
+    alpha_max: float
+    n_layer: int
+    n_embd: int
+    n_head: int
+    lr: float
+    weight_decay: float
+    grad_clip: float
 
 
 @dataclass
 class ValueSection:
-    meta_every: int = 8
-    burn_in: int = 0
-    estimator: str = "finite_difference"  # autograd | jvp | finite_difference
-    scope: str = "last:2"  # last:<k> | all | adapters
-    kind: str = "dot"  # dot | cosine
-    fd_eps: float = 1e-3
-    fd_fused: bool = True  # fast path: one designer pass on the differenced learner outputs
-    scope_cache: bool = True  # fast path: meta-step learner forwards start at the scope (vpt.value.boundary)
-    feedback_scope_graph: bool = True  # fast path: the feedback forward records a graph only toward the scope
+    meta_every: int
+    burn_in: int
+    estimator: str  # autograd | jvp | finite_difference
+    scope: str  # last:<k> | all | adapters
+    kind: str  # dot | cosine
+    fd_eps: float
+    fd_fused: bool  # fast path: one designer pass on the differenced learner outputs
+    scope_cache: bool  # fast path: meta-step learner forwards start at the scope (vpt.value.boundary)
+    feedback_scope_graph: bool  # fast path: the feedback forward records a graph only toward the scope
 
 
 @dataclass
 class FeedbackSection:
-    dataset: str = "gsm8k"
-    split: str = "train"
-    n: int = 1024
-    batch_size: int = 8
-    max_len: int = 512
-    seed: int = 0
+    dataset: str
+    split: str
+    n: int
+    batch_size: int
+    max_len: int
+    seed: int
 
 
 @dataclass
 class LoraSection:
-    r: int = 0  # 0: full-parameter learner
-    alpha: int = 16
-    dropout: float = 0.0
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    r: int  # 0: full-parameter learner
+    alpha: int
+    dropout: float
+    target_modules: list[str]
 
 
 @dataclass
 class TrainConfig:
-    method: str = "ntp"
-    steps: int = 100
-    batch_size: int = 8
-    lr: float = 1e-5
-    min_lr_ratio: float = 0.1
-    warmup_steps: int = 10
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.95
-    grad_clip: float = 1.0
-    seed: int = 0
-    dtype: str = "auto"  # auto: bfloat16 autocast on GPU, float32 on CPU; or float32 | float64
-    attn_implementation: str = "sdpa"
-    fixed_alpha: float | None = None  # uniform_smoothing / self_distill; None: alpha_max / 2
-    checkpoint_every: int = 50
-    snapshot_steps: list[int] = field(default_factory=list)  # evaluable models saved during training (grid eval_steps)
-    keep_checkpoints: int = 2
-    log_every: int = 10
-    tensorboard: bool = False
-    designer: DesignerSection = field(default_factory=DesignerSection)
-    value: ValueSection = field(default_factory=ValueSection)
-    feedback: FeedbackSection = field(default_factory=FeedbackSection)
-    lora: LoraSection = field(default_factory=LoraSection)
+    method: str
+    steps: int
+    batch_size: int
+    lr: float
+    min_lr_ratio: float
+    warmup_steps: int
+    weight_decay: float
+    beta1: float
+    beta2: float
+    grad_clip: float
+    seed: int
+    dtype: str  # auto: bfloat16 autocast on GPU, float32 on CPU; or float32 | float64
+    attn_implementation: str
+    fixed_alpha: float | None  # uniform_smoothing / self_distill; None: alpha_max / 2
+    checkpoint_every: int
+    snapshot_steps: list[int]  # evaluable models saved during training (grid eval_steps)
+    keep_checkpoints: int
+    log_every: int
+    tensorboard: bool
+    designer: DesignerSection
+    value: ValueSection
+    feedback: FeedbackSection
+    lora: LoraSection
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -96,13 +101,23 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        subs = {"designer": DesignerSection, "value": ValueSection, "feedback": FeedbackSection, "lora": LoraSection}
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise VptError(f"unknown train key(s) {unknown}; allowed: {', '.join(sorted(names))}")
-        kw = {k: (subs[k](**v) if k in subs else v) for k, v in d.items()}
-        return cls(**kw)
+        """From a `train:` section, validated or partial (the lab's): keys it lacks take the
+        schema's defaults, so a partial section gives the trainer what `vpt config show` prints."""
+        _check_keys("train", d, cls)
+        for key, section in SECTIONS.items():
+            _check_keys(f"train.{key}", d.get(key, {}), section)
+        full = deep_update(section_defaults("train"), d)
+        return cls(**{k: (SECTIONS[k](**v) if k in SECTIONS else v) for k, v in full.items()})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+SECTIONS: dict[str, type] = {"designer": DesignerSection, "value": ValueSection, "feedback": FeedbackSection, "lora": LoraSection}
+
+
+def _check_keys(name: str, d: dict[str, Any], cls: type) -> None:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise VptError(f"unknown {name} key(s) {unknown}; allowed: {', '.join(sorted(names))}")

@@ -11,7 +11,7 @@ rule eval:
         rows=f"{RESULTS}/eval/{{run}}/{{checkpoint}}/{{task}}.jsonl",
     wildcard_constraints:
         run=RUN_ID,
-        checkpoint=r"final|step_\d{7}",
+        checkpoint=W.paths.CHECKPOINT_LABEL_PATTERN,
         task="gsm8k|gsm8k_passk|mmlu|omega_id|omega_ood",
     params:
         model=lambda wc: W.parse_run(config, wc.run).model,

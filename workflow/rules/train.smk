@@ -22,7 +22,7 @@ rule train:
         lambda wc: W.train_inputs(config, W.parse_run(config, wc.run)),
         stamp=lambda wc: W.stamp(f"train/{wc.run}", W.run_settings(config, W.parse_run(config, wc.run))),
     output:
-        f"{RESULTS}/runs/{{run}}/final/state.json",
+        str(W.paths.final_state(W.paths.run_dir(config, "{run}"))),
     wildcard_constraints:
         run=RUN_ID,
     params:
