@@ -1,4 +1,5 @@
-"""The CPU lab (vpt.lab): its splits, statistics, token kinds and Snakemake wiring (fast)."""
+"""The CPU lab (vpt.lab): its splits, token kinds, config and Snakemake wiring (fast); its
+statistics are vpt.stats (tests/test_stats.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import stats as sps
 
 from conftest import make_workdir, snakemake
 from vpt.data.synth import SynthConfig, generate
@@ -15,7 +15,6 @@ from vpt.errors import VptError
 from vpt.lab.alpha import token_kind
 from vpt.lab.config import LabConfig, load_lab
 from vpt.lab.data import split_frame
-from vpt.lab.stats import mean_ci, paired, paired_t, pearson, pearson_bootstrap
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,25 +56,6 @@ def test_templates_none_keeps_the_original_corpus() -> None:
     assert {d["source"] for d in c} <= {"synth:percent:t1", "synth:percent:t2"}
     with pytest.raises(ValueError, match="percent"):
         generate(SynthConfig(5, 0, {"percent": 1.0}, {"percent": [7]}))
-
-
-def test_stats_match_scipy() -> None:
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(size=7), rng.normal(size=7) + 0.3
-    t, p = paired_t(a, b)
-    ref = sps.ttest_rel(a, b)
-    assert t == pytest.approx(ref.statistic) and p == pytest.approx(ref.pvalue)
-    ci = mean_ci(a)
-    lo, hi = sps.t.interval(0.95, len(a) - 1, loc=a.mean(), scale=sps.sem(a))
-    assert (ci.lo, ci.hi) == (pytest.approx(lo), pytest.approx(hi))
-    pr = paired(a, b)
-    assert pr.p_wilcoxon == pytest.approx(sps.wilcoxon(a, b).pvalue) and pr.wins == int((a < b).sum())
-    # 5 seeds all better: the exact two-sided Wilcoxon p is 2 / 2^5
-    assert paired(np.arange(5.0), np.arange(5.0) + np.array([1, 2, 3, 4, 5])).p_wilcoxon == pytest.approx(0.0625)
-    x, y = rng.normal(size=30), rng.normal(size=30)
-    assert pearson(x, y) == pytest.approx(sps.pearsonr(x, y).statistic)
-    lo, hi = pearson_bootstrap(x, x + 0.5 * y, 500, 0)
-    assert lo < pearson(x, x + 0.5 * y) < hi
 
 
 def test_token_kind_on_a_hand_built_example() -> None:

@@ -25,7 +25,7 @@ from vpt.lab.config import LabConfig  # noqa: E402
 from vpt.lab.data import read_split  # noqa: E402
 from vpt.lab.run import (conflict_alpha, conflict_masks, conflict_tokens, designer_alpha_table,  # noqa: E402
                          lab_tokenizer, load_evals, run_dir, train_config)
-from vpt.lab.stats import mean_ci, paired, pearson, pearson_bootstrap  # noqa: E402
+from vpt.stats import mean_ci, paired, pearson, pearson_ci  # noqa: E402
 
 METRICS = {"token_accuracy": "held-out answer-token accuracy (teacher-forced argmax)",
            "answer_loss": "held-out answer loss (lower is better)", "accuracy": "held-out greedy accuracy",
@@ -306,8 +306,8 @@ def build_report(cfg: LabConfig, out: Path) -> dict[str, Any]:
             x = np.array([p["predicted"] for p in r["pairs"]])
             y = np.array([p["realized"] for p in r["pairs"]])
             xf = np.array([p["predicted_from_feedback_subset"] for p in r["pairs"]])
-            rr, ci = pearson(x, y), pearson_bootstrap(x, y, cfg.bootstrap, 0)
-            rf, cif = pearson(xf, y), pearson_bootstrap(xf, y, cfg.bootstrap, 0)
+            rr, ci = pearson(x, y), pearson_ci(x, y, cfg.bootstrap, 0)
+            rf, cif = pearson(xf, y), pearson_ci(xf, y, cfg.bootstrap, 0)
             summary["probe"].append({"eta": r["eta"], "r": rr, "ci": ci, "r_feedback_subset": rf, "ci_feedback_subset": cif})
             lines.append(f"| {r['eta']:g} | {rr:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] | {rf:.3f} [{cif[0]:.3f}, {cif[1]:.3f}] | "
                          f"{r['sign_agreement']:.2f} |")
