@@ -79,7 +79,10 @@ def _bca_by_hand(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int, level: fl
     n = len(x)
     r = np.corrcoef(x, y)[0, 1]
     idx = np.random.default_rng(seed).integers(0, n, (n_boot, n))
-    boot = np.array([np.corrcoef(x[i], y[i])[0, 1] for i in idx])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = np.array([np.corrcoef(x[i], y[i])[0, 1] for i in idx])
+    boot = boot[np.isfinite(boot)]  # a resample with a constant x has no r
+    n_boot = len(boot)
     z0 = ndtri(((boot < r).sum() + (boot <= r).sum()) / (2 * n_boot))
     jack = np.array([np.corrcoef(np.delete(x, i), np.delete(y, i))[0, 1] for i in range(n)])
     u = jack.mean() - jack
@@ -102,6 +105,16 @@ def test_pearson_ci_is_the_bca_interval() -> None:
     assert got == pytest.approx((ref.low, ref.high), abs=1e-10)
     assert got[0] < pearson(x, y) < got[1]
     assert pearson_ci(x, y, 999, seed=5) == got and pearson_ci(x, y, 999, seed=6) != got  # seeded
+
+
+def test_pearson_ci_leaves_out_resamples_without_an_r() -> None:
+    """With 5 pairs about 1 resample in 600 repeats one pair (constant x: no r)."""
+    x = np.array([0.1, 0.5, 0.2, 0.9, 0.4])
+    y = x + np.array([0.05, -0.1, 0.2, 0.0, 0.1])
+    idx = np.random.default_rng(0).integers(0, 5, (2000, 5))
+    assert any(len(set(i)) == 1 for i in idx)  # the case under test occurs
+    got = pearson_ci(x, y, 2000, seed=0)
+    assert np.isfinite(got).all() and got == pytest.approx(_bca_by_hand(x, y, 2000, 0), abs=1e-10)
 
 
 def test_pearson_ci_degenerate_cases() -> None:

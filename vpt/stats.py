@@ -13,13 +13,16 @@ an all-zero metric (e.g. no model ever predicts the conflict's token) must still
   - fewer than 2 values: no interval and no test (NaN);
   - zero variance: the interval is the point itself; a paired test whose differences are all
     equal gives t = 0, p = 1 when they are 0, and t = +-inf, p = 0 otherwise;
-  - Pearson r of a constant input, or of fewer than 2 pairs: NaN; its interval needs 3 pairs.
+  - Pearson r of a constant input, or of fewer than 2 pairs: NaN; its interval needs 3 pairs
+    (pearson_ci leaves out resamples whose r is undefined).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import stats as sps
@@ -95,19 +98,24 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
 
 def pearson_ci(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int, level: float = 0.95) -> tuple[float, float]:
     """BCa bootstrap confidence interval of Pearson r, resampling (x, y) pairs with a seeded
-    generator. NaN for fewer than 3 pairs or a constant input. Perfectly collinear pairs give
-    every resample the same r, where the BCa bias correction is undefined: the interval is then
-    the point (r, r). A resample with a constant input has no r and leaves the BCa interval NaN
-    (likely only with a handful of pairs)."""
+    generator. NaN for fewer than 3 pairs or a constant input.
+
+    A resample with a constant x or y has no r (likely only with a handful of pairs); such
+    resamples are left out and the interval is computed from the others, conditional on r being
+    defined. Perfectly collinear pairs give every resample the same r, where the BCa bias
+    correction is undefined: the interval is then the point (r, r)."""
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     r = pearson(x, y)
     if len(x) < 3 or not np.isfinite(r):
         return NAN, NAN
+    kw: dict[str, Any] = {"paired": True, "vectorized": True, "confidence_level": level, "method": "BCa"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sps.DegenerateDataWarning)
-        res = sps.bootstrap((x, y), _r, n_resamples=n_boot, paired=True, vectorized=True, confidence_level=level,
-                            method="BCa", rng=np.random.default_rng(seed))
-    dist = res.bootstrap_distribution[np.isfinite(res.bootstrap_distribution)]
-    if dist.size and np.all(np.abs(dist - r) <= 1e-12):
-        return r, r
+        res = sps.bootstrap((x, y), _r, n_resamples=n_boot, rng=np.random.default_rng(seed), **kw)
+        dist = res.bootstrap_distribution
+        finite = dist[np.isfinite(dist)]
+        if finite.size and np.all(np.abs(finite - r) <= 1e-12):
+            return r, r
+        if finite.size < dist.size:  # the interval again, from the defined resamples only
+            res = sps.bootstrap((x, y), _r, n_resamples=0, bootstrap_result=dataclasses.replace(res, bootstrap_distribution=finite), **kw)
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
