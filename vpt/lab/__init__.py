@@ -37,7 +37,9 @@ step differently from the feedback and the test ("/ 10" for "/ 100"); the primar
 is the held-out argmax accuracy at that token. Only a designer that reads the value signal can
 tell those labels apart; the ablations cannot.
 
-Wiring: workflow/rules/lab.smk (loaded by the Snakefile only for a config with a `lab:` section)
-runs `python -m vpt.lab data|base|tune|tuning|run|probe|report`; the report is results/lab/report.md with
-figures under results/lab/.
+Wiring: a lab preset (a config with a `lab:` section) is validated against
+workflow/schemas/lab.schema.yaml by vpt.config, like every config; the Snakefile then loads only
+workflow/rules/lab.smk, whose targets and stamps come from vpt.lab.targets and whose paths are
+vpt.lab.paths. Each job runs `vpt lab data|base|tune|tuning|run|probe|report` (vpt.lab.commands);
+the report is results/lab/report.md with figures under results/lab/.
 """
