@@ -117,5 +117,6 @@ def pearson_ci(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int, level: floa
         if finite.size and np.all(np.abs(finite - r) <= 1e-12):
             return r, r
         if finite.size < dist.size:  # the interval again, from the defined resamples only
-            res = sps.bootstrap((x, y), _r, n_resamples=0, bootstrap_result=dataclasses.replace(res, bootstrap_distribution=finite), **kw)
+            defined = dataclasses.replace(res, bootstrap_distribution=finite)
+            res = sps.bootstrap((x, y), _r, n_resamples=0, bootstrap_result=defined, **kw)
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
