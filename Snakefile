@@ -1,7 +1,8 @@
 # V-Pretraining reproducibility workflow.
 #   snakemake --cores 2 all                                  embedded default (config/config.yaml)
 #   snakemake --cores 2 all --configfile config/paper.yaml   the paper's setting
-# The config is validated against workflow/schemas/config.schema.yaml before any rule runs.
+# The config is validated against workflow/schemas/config.schema.yaml (a lab preset: lab.schema.yaml)
+# before any rule runs.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -14,22 +15,25 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-# A preset with a `lab:` section (config/lab.yaml) is the CPU lab of vpt.lab: only its rules are
-# loaded and vpt.lab.config checks its keys; every other config is the experiment pipeline.
-if "lab" in config:
+import sys
+
+from vpt import workflow as W
+from vpt.config import validate_config
+
+# A preset with a `lab:` section (config/lab.yaml) is the CPU lab of vpt.lab, checked against
+# workflow/schemas/lab.schema.yaml, and only its rules are loaded; every other config is the
+# experiment pipeline, checked against workflow/schemas/config.schema.yaml.
+KIND = "lab" if "lab" in config else "main"
+_overrides = " + --config overrides" if workflow.config_settings.overwrite_config else ""
+validate_config(config, source=", ".join(map(str, workflow.configfiles)) + _overrides, kind=KIND)
+CONFIG = W.resolved_config_file(config)  # the file every job's `vpt` command reads
+VPT = f"'{sys.executable}' -m vpt"
+
+if KIND == "lab":
 
     include: "workflow/rules/lab.smk"
 
 else:
-    import sys
-
-    from vpt import workflow as W
-    from vpt.config import validate_config
-
-    _overrides = " + --config overrides" if workflow.config_settings.overwrite_config else ""
-    validate_config(config, source=", ".join(map(str, workflow.configfiles)) + _overrides)
-    CONFIG = W.resolved_config_file(config)  # the file every job's `vpt` command reads
-    VPT = f"'{sys.executable}' -m vpt"
     LAUNCH = f"{VPT} launch --config {CONFIG}"  # in-process, or a submitit job (config key `launcher`)
     RESULTS = config["results_dir"]
     LOGS = f"{RESULTS}/logs"

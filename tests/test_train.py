@@ -195,7 +195,8 @@ def test_probe_pairs_and_statistics(world: dict) -> None:
     import numpy as np
 
     from vpt.language.data import FeedbackSet, PackedBatches
-    from vpt.train.probe import bootstrap_ci, pearson, run_probe
+    from vpt.stats import pearson, pearson_ci
+    from vpt.train.probe import run_probe
     from vpt.value.scope import scope_parameters
 
     t = make(world, "probe", "ntp")
@@ -215,7 +216,7 @@ def test_probe_pairs_and_statistics(world: dict) -> None:
     # first order: with a small step the realized drop matches the prediction closely
     assert np.allclose(x, y, rtol=0.05, atol=1e-6)
     a = np.array([0.0, 1.0, 2.0, 3.0])
-    assert pearson(a, -a) == pytest.approx(-1.0) and bootstrap_ci(a, a, 100, 0) == pytest.approx((1.0, 1.0))
+    assert pearson(a, -a) == pytest.approx(-1.0) and pearson_ci(a, a, 100, 0) == pytest.approx((1.0, 1.0))
 
 
 def test_lora_learner_aligns_on_adapters_and_keeps_the_base_frozen(world: dict) -> None:

@@ -515,6 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/bench/trainer.json")
 
     _add_launch(top)
+    from vpt.lab.commands import add_lab_commands  # `vpt lab <stage>`: the lab's stages
+    add_lab_commands(top)
     return parser
 
 

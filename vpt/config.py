@@ -4,6 +4,9 @@ The schema (workflow/schemas/config.schema.yaml) is the single description of ev
 module checks a config against it, fills in its defaults, checks cross-references the schema
 cannot express (a `dataset:` must name an entry of `datasets`), and turns failures into one
 message that names the file, the key and what is allowed.
+
+A lab preset (a config with a `lab:` section, config/lab.yaml) is the other kind of config: it
+goes through the same steps with workflow/schemas/lab.schema.yaml and vpt.lab.config.check_lab.
 """
 
 from __future__ import annotations
@@ -24,16 +27,25 @@ from vpt.paths import dataset_splits
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+LAB_SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "lab.schema.yaml"
+KINDS = ("main", "lab")  # the experiment pipeline's config, a lab preset
 
 
 class ConfigError(VptError, ValueError):
     """A configuration that does not match the schema or refers to something undefined."""
 
 
-def load_schema() -> dict[str, Any]:
-    if not SCHEMA_PATH.exists():
-        raise ConfigError(f"config schema not found at {SCHEMA_PATH} (vpt must run from its repository)")
-    return yaml.safe_load(SCHEMA_PATH.read_text())
+def load_schema(kind: str = "main") -> dict[str, Any]:
+    path = SCHEMA_PATH if kind == "main" else LAB_SCHEMA_PATH
+    if not path.exists():
+        raise ConfigError(f"config schema not found at {path} (vpt must run from its repository)")
+    return copy.deepcopy(_read_schema(path, path.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=4)
+def _read_schema(path: Path, mtime_ns: int) -> dict[str, Any]:
+    """Parsed once per file version: the lab's `x-train-keys` sections each read the main schema."""
+    return yaml.safe_load(path.read_text())
 
 
 def _with_defaults(validator_cls: type) -> type:
@@ -47,7 +59,17 @@ def _with_defaults(validator_cls: type) -> type:
                     instance[key] = copy.deepcopy(sub["default"])
         yield from validate_properties(validator, properties, instance, schema)
 
-    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults})
+    return jsonschema.validators.extend(validator_cls, {"properties": set_defaults, "x-train-keys": _train_keys})
+
+
+def _train_keys(validator, enabled, instance, schema):  # type: ignore[no-untyped-def]
+    """`x-train-keys: true` (lab.schema.yaml): the instance holds keys of config.schema.yaml's
+    `train` section. Checked against that section by a plain validator, which fills in none of
+    its defaults: the lab layers such sections over one another, and a filled-in default would
+    override the layer below."""
+    if enabled and isinstance(instance, dict):
+        main = _read_schema(SCHEMA_PATH, SCHEMA_PATH.stat().st_mtime_ns)  # read only: no copy needed
+        yield from jsonschema.Draft202012Validator(main).descend(instance, main["properties"]["train"])
 
 
 _Validator = _with_defaults(jsonschema.Draft202012Validator)
@@ -169,15 +191,29 @@ def _check_references(cfg: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def validate_config(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
-    """Validate `config` in place, fill schema defaults, and return it; raise ConfigError."""
+def _check_lab(cfg: Mapping[str, Any]) -> list[str]:
+    from vpt.lab.config import check_lab  # the lab's cross-key checks live with the lab
+
+    return check_lab(cfg["lab"])
+
+
+def validate_config(config: dict[str, Any], source: str = "config", kind: str = "main") -> dict[str, Any]:
+    """Validate `config` in place, fill schema defaults, and return it; raise ConfigError.
+    kind "main": the experiment pipeline's config; "lab": a lab preset (vpt.lab)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind {kind!r}; choose one of: {', '.join(KINDS)}")
     if not isinstance(config, dict):
         raise ConfigError(f"{source}: the configuration must be a mapping, got {type(config).__name__}")
-    _derived_defaults(config)
-    errors = sorted(_Validator(load_schema()).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
+    if kind == "lab" and "lab" not in config:
+        raise ConfigError(f"{source}: no `lab:` section (a lab preset, e.g. config/lab.yaml)")
+    if kind == "main" and "lab" in config:
+        raise ConfigError(f"{source}: a lab preset (it has a `lab:` section); run its stages as `vpt lab <stage>`")
+    if kind == "main":
+        _derived_defaults(config)
+    errors = sorted(_Validator(load_schema(kind)).iter_errors(config), key=lambda e: list(map(str, e.absolute_path)))
     problems = [_describe(e) for e in errors]
     if not problems:
-        problems = _check_references(config)
+        problems = _check_references(config) if kind == "main" else _check_lab(config)
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise ConfigError(f"invalid configuration in {source}:\n{lines}")
@@ -194,7 +230,7 @@ def deep_update(base: dict[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     return base
 
 
-def load_config(paths: Iterable[str | os.PathLike[str]]) -> dict[str, Any]:
+def load_config(paths: Iterable[str | os.PathLike[str]], kind: str = "main") -> dict[str, Any]:
     """Read one or more YAML files (later ones override earlier), validate and complete."""
     paths = [Path(p) for p in paths]
     if not paths:
@@ -212,4 +248,4 @@ def load_config(paths: Iterable[str | os.PathLike[str]]) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise ConfigError(f"config file {path}: top level must be a mapping of keys, got {type(data).__name__}")
         deep_update(merged, data)
-    return validate_config(merged, source=", ".join(map(str, paths)))
+    return validate_config(merged, source=", ".join(map(str, paths)), kind=kind)

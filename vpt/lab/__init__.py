@@ -25,9 +25,9 @@ steps; the non-target families' loss and token accuracy.
 Tuning (vpt.lab.tune): the same number of trials per method on the validation split at a seed
 outside the report's seeds; the chosen values are pinned in lab.method_train, and the tuning
 summary says whether the pins are the winners.
-Statistics (vpt.lab.stats): mean and Student-t 95% CI over seeds; paired t-test and exact
-Wilcoxon signed-rank against ntp on the final metric; Pearson r with a percentile bootstrap CI
-for the A.6 probe (vpt.lab.probe, which reuses vpt.train.probe).
+Statistics (vpt.stats, shared with vpt.train.probe): mean and Student-t 95% CI over seeds;
+paired t-test and exact Wilcoxon signed-rank against ntp on the final metric; Pearson r with a
+BCa bootstrap CI for the A.6 probe (vpt.lab.probe, which reuses vpt.train.probe).
 The designer (vpt.lab.alpha): alpha per problem family and per kind of target token (numbers,
 operators, words, other) on documents of every family.
 
@@ -37,7 +37,9 @@ step differently from the feedback and the test ("/ 10" for "/ 100"); the primar
 is the held-out argmax accuracy at that token. Only a designer that reads the value signal can
 tell those labels apart; the ablations cannot.
 
-Wiring: workflow/rules/lab.smk (loaded by the Snakefile only for a config with a `lab:` section)
-runs `python -m vpt.lab data|base|tune|tuning|run|probe|report`; the report is results/lab/report.md with
-figures under results/lab/.
+Wiring: a lab preset (a config with a `lab:` section) is validated against
+workflow/schemas/lab.schema.yaml by vpt.config, like every config; the Snakefile then loads only
+workflow/rules/lab.smk, whose targets and stamps come from vpt.lab.targets and whose paths are
+vpt.lab.paths. Each job runs `vpt lab data|base|tune|tuning|run|probe|report` (vpt.lab.commands);
+the report is results/lab/report.md with figures under results/lab/.
 """

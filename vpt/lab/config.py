@@ -1,22 +1,27 @@
-"""The `lab:` section of config/lab.yaml as dataclasses, checked on load."""
+"""A lab preset: the `lab:` section that vpt.config validated and completed against
+workflow/schemas/lab.schema.yaml (every key, its type and its default), as a typed view.
+
+check_lab holds the checks across keys that a schema cannot express; vpt.config.validate_config
+runs it after the schema and reports its problems the same way (file, key, what is allowed).
+"""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
-from pathlib import Path
+import copy
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
+from vpt.config import load_config, validate_config
 from vpt.data.synth import FAMILIES, N_TEMPLATES
-from vpt.errors import VptError
-from vpt.train.config import METHODS
 
+DEFAULT_CONFIG = "config/lab.yaml"
 
-# metric -> True where higher is better (vpt.lab.evaluate)
+# metric -> True where higher is better (vpt.lab.evaluate); the schema's primary_metric enum
 PRIMARY_METRICS: dict[str, bool] = {"token_accuracy": True, "answer_loss": False, "accuracy": True,
                                     "conflict_token_accuracy": True}
+SPLITS = ("corpus", "feedback", "validation", "test", "nontarget", "probe", "alpha_docs")
 
 
 @dataclass
@@ -29,81 +34,35 @@ class SplitSpec:
 
 @dataclass
 class LabConfig:
-    out_dir: str = "results/lab"
-    target: str = "percent"  # the downstream skill: feedback and evaluation use only this family
-    target_share: float = 0.15  # its share of the unlabeled stream (a known minority)
-    heldout_templates: list[int] = field(default_factory=lambda: [3])  # target templates never trained on
-    corpus: SplitSpec = field(default_factory=lambda: SplitSpec(6000, 100))
-    feedback: SplitSpec = field(default_factory=lambda: SplitSpec(256, 200))  # labeled, training templates
-    validation: SplitSpec = field(default_factory=lambda: SplitSpec(128, 300))  # tuning only
-    test: SplitSpec = field(default_factory=lambda: SplitSpec(128, 400))  # fixed before any tuning
-    nontarget: SplitSpec = field(default_factory=lambda: SplitSpec(128, 500))  # other families: trade-off
-    probe: SplitSpec = field(default_factory=lambda: SplitSpec(128, 600))  # A.6 held-out probe batches
-    alpha_docs: SplitSpec = field(default_factory=lambda: SplitSpec(32, 700))  # per family, for the alpha analysis
-    vocab_size: int = 1024
-    seq_len: int = 128
-    architecture: dict[str, Any] = field(default_factory=dict)
-    base: dict[str, Any] = field(default_factory=dict)  # TrainConfig keys of the from-scratch ntp pretraining
-    train: dict[str, Any] = field(default_factory=dict)  # TrainConfig keys shared by every method
-    methods: list[str] = field(default_factory=lambda: list(METHODS))
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2, 3, 4])
-    eval_steps: list[int] = field(default_factory=list)  # learner steps evaluated (the last one is final)
-    eval_split: str = "test"  # test for the report; validation while tuning
-    max_new_tokens: int = 48
-    # a conflicting source (the positive control, config/lab_conflict.yaml): in a seeded `share`
-    # of the target family's corpus documents, the solution's `find` is written as `replace`.
-    # Feedback, validation and test stay clean. {} for none.
-    conflict: dict[str, Any] = field(default_factory=dict)
-    # per-method TrainConfig keys over `train` (the values the tuning chose, pinned here)
-    method_train: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # the pre-registered primary metric (lab.evaluate): the goal check and the tuning read it
-    primary_metric: str = "token_accuracy"
-    # tuning on the validation split: per method a list of trials (train-key overrides), the
-    # same number of trials for every method (equal budget), run at one seed not in `seeds`
-    tuning: dict[str, Any] = field(default_factory=dict)
-    probe_runs: dict[str, Any] = field(default_factory=lambda: {"probes": 64, "etas": [1e-3, 1e-2, 1e-1], "batch_size": 8, "method": "vpt", "seed": 0})
-    bootstrap: int = 2000
+    """The validated `lab:` section; lab.schema.yaml describes each field and holds its default."""
 
-    def __post_init__(self) -> None:
-        if self.target not in FAMILIES:
-            raise VptError(f"lab.target: {self.target!r} is not a synth family ({', '.join(FAMILIES)})")
-        n = N_TEMPLATES[self.target]
-        if not self.heldout_templates or not set(self.heldout_templates) < set(range(n)):
-            raise VptError(f"lab.heldout_templates: {self.heldout_templates} must be a proper subset of 0..{n - 1}")
-        if not 0 < self.target_share < 1:
-            raise VptError(f"lab.target_share: {self.target_share} must be in (0, 1)")
-        bad = [m for m in self.methods if m not in METHODS]
-        if bad:
-            raise VptError(f"lab.methods: unknown {bad}; choose from {', '.join(METHODS)}")
-        if len(set(self.seeds)) < 2:
-            raise VptError(f"lab.seeds: {self.seeds}; a paired test needs at least 2 seeds")
-        if self.conflict:
-            keys = {"share", "find", "replace", "seed"}
-            if set(self.conflict) != keys:
-                raise VptError(f"lab.conflict: needs exactly the keys {sorted(keys)}; got {sorted(self.conflict)}")
-            if not 0 < float(self.conflict["share"]) < 1 or self.conflict["find"] == self.conflict["replace"]:
-                raise VptError(f"lab.conflict: share must be in (0, 1) and find != replace; got {self.conflict}")
-        if self.primary_metric not in PRIMARY_METRICS:
-            raise VptError(f"lab.primary_metric: {self.primary_metric!r}; choose from {', '.join(PRIMARY_METRICS)}")
-        bad = sorted(set(self.method_train) - set(self.methods))
-        if bad:
-            raise VptError(f"lab.method_train: {bad} not in lab.methods {self.methods}")
-        trials = self.tuning.get("trials", {})
-        if trials:
-            missing = [m for m in self.methods if m not in trials]
-            sizes = {m: len(t) for m, t in trials.items()}
-            if missing or len(set(sizes.values())) != 1:
-                raise VptError(f"lab.tuning.trials: every method needs the same number of trials (equal budget); "
-                               f"got {sizes}, missing {missing}")
-            if int(self.tuning.get("seed", -1)) in self.seeds:
-                raise VptError(f"lab.tuning.seed: {self.tuning.get('seed')} is one of lab.seeds {self.seeds}; tune on another seed")
-        if self.primary_metric == "conflict_token_accuracy" and not self.conflict:
-            raise VptError("lab.primary_metric: conflict_token_accuracy needs a lab.conflict")
-        if self.train and (not self.eval_steps or self.eval_steps[-1] != int(self.train.get("steps", 0))):
-            raise VptError(f"lab.eval_steps: {self.eval_steps}; must end at the last learner step, lab.train.steps "
-                           f"({self.train.get('steps')}), which the report's final comparison reads")
-        if self.eval_split not in ("test", "validation"):
-            raise VptError(f"lab.eval_split: {self.eval_split!r}; choose test or validation")
+    out_dir: str
+    target: str
+    target_share: float
+    heldout_templates: list[int]
+    corpus: SplitSpec
+    feedback: SplitSpec
+    validation: SplitSpec
+    test: SplitSpec
+    nontarget: SplitSpec
+    probe: SplitSpec
+    alpha_docs: SplitSpec
+    vocab_size: int
+    seq_len: int
+    architecture: dict[str, Any]
+    base: dict[str, Any]
+    train: dict[str, Any]
+    methods: list[str]
+    seeds: list[int]
+    eval_steps: list[int]
+    eval_split: str
+    max_new_tokens: int
+    conflict: dict[str, Any]
+    method_train: dict[str, dict[str, Any]]
+    primary_metric: str
+    tuning: dict[str, Any]
+    probe_runs: dict[str, Any]
+    bootstrap: int
 
     @property
     def train_templates(self) -> list[int]:
@@ -121,34 +80,54 @@ class LabConfig:
         return {**{f: 1.0 for f in others}, self.target: w}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], source: str = "lab") -> LabConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise VptError(f"{source}: unknown lab key(s) {unknown}; allowed: {', '.join(sorted(names))}")
-        kw = {k: (SplitSpec(**v) if isinstance(v, dict) and k in _SPLITS else v) for k, v in d.items()}
+    def from_dict(cls, lab: Mapping[str, Any]) -> LabConfig:
+        """From a validated `lab:` section (load_lab / lab_config)."""
+        kw = {k: (SplitSpec(**v) if k in SPLITS else copy.deepcopy(v)) for k, v in lab.items()}
         return cls(**kw)
 
 
-_SPLITS = ("corpus", "feedback", "validation", "test", "nontarget", "probe", "alpha_docs")
+def load_lab(paths: Iterable[str | os.PathLike[str]]) -> LabConfig:
+    """The lab preset of one or more YAML files (later ones override earlier, as vpt.config)."""
+    return LabConfig.from_dict(load_config(paths, kind="lab")["lab"])
 
 
-def _set(d: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, last = dotted.split(".")
-    for k in parents:
-        d = d.setdefault(k, {})
-    d[last] = value
+def lab_config(lab: Mapping[str, Any], source: str = "lab") -> LabConfig:
+    """A bare `lab:` section, validated and completed as a preset's (tests and pilots)."""
+    return LabConfig.from_dict(validate_config({"name": "lab", "lab": copy.deepcopy(dict(lab))}, source, kind="lab")["lab"])
 
 
-def load_lab(path: str | Path, overrides: list[str] | None = None) -> LabConfig:
-    """The lab section of `path`, with KEY=YAML overrides (pilots and tuning runs)."""
-    raw = yaml.safe_load(Path(path).read_text())
-    if not isinstance(raw, dict) or "lab" not in raw:
-        raise VptError(f"{path}: no `lab:` section")
-    lab = raw["lab"]
-    for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise VptError(f"override {item!r}: expected KEY=VALUE")
-        _set(lab, key, yaml.safe_load(value))
-    return LabConfig.from_dict(lab, f"{path}: lab")
+def trials(tuning: Mapping[str, Any], method: str) -> list[dict[str, Any]]:
+    """One method's trials of a lab.tuning section ([] without tuning)."""
+    return list(tuning.get("trials", {}).get(method, []))
+
+
+def check_lab(lab: Mapping[str, Any]) -> list[str]:
+    """Problems across keys of a schema-valid `lab:` section, one line each."""
+    problems: list[str] = []
+    n = N_TEMPLATES[lab["target"]]
+    if not set(lab["heldout_templates"]) < set(range(n)):
+        problems.append(f"key 'lab.heldout_templates': {lab['heldout_templates']} must be a proper subset of the "
+                        f"`{lab['target']}` templates 0..{n - 1}")
+    c = lab["conflict"]
+    if c and c["find"] == c["replace"]:
+        problems.append(f"key 'lab.conflict': find and replace are both {c['find']!r}; they must differ")
+    if lab["primary_metric"] == "conflict_token_accuracy" and not c:
+        problems.append("key 'lab.primary_metric': conflict_token_accuracy needs a lab.conflict")
+    bad = sorted(set(lab["method_train"]) - set(lab["methods"]))
+    if bad:
+        problems.append(f"key 'lab.method_train': {bad} not in lab.methods {lab['methods']}")
+    grid = lab["tuning"].get("trials", {})
+    if grid:
+        missing = [m for m in lab["methods"] if m not in grid]
+        sizes = {m: len(t) for m, t in grid.items()}
+        if missing or len(set(sizes.values())) != 1:
+            problems.append(f"key 'lab.tuning.trials': every method needs the same number of trials (equal budget); "
+                            f"got {sizes}, missing {missing}")
+        if lab["tuning"]["seed"] in lab["seeds"]:
+            problems.append(f"key 'lab.tuning.seed': {lab['tuning']['seed']} is one of lab.seeds {lab['seeds']}; "
+                            "tune on another seed")
+    steps = lab["train"]["steps"]
+    if lab["eval_steps"][-1] != steps:
+        problems.append(f"key 'lab.eval_steps': {lab['eval_steps']}; must end at the last learner step, lab.train.steps "
+                        f"({steps}), which the report's final comparison reads")
+    return problems

@@ -20,7 +20,6 @@ draws are independent as well.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -30,10 +29,9 @@ import pandas as pd
 from vpt.data.pack import PackConfig, pack
 from vpt.data.synth import FAMILIES, N_TEMPLATES, SynthConfig, generate, parse_source
 from vpt.data.tokenizer import corpus_texts, load_tokenizer, train_bpe
-from vpt.io import atomic_path
-from vpt.lab.config import LabConfig
-
-SPLITS = ("corpus", "feedback", "validation", "test", "nontarget", "probe", "alpha_docs")
+from vpt.io import atomic_path, write_json
+from vpt.lab import paths
+from vpt.lab.config import SPLITS, LabConfig
 
 
 def _frame(docs: list[dict]) -> pd.DataFrame:
@@ -116,13 +114,13 @@ def prepare(cfg: LabConfig, out: Path) -> dict:
         if leaked:  # cannot happen with disjoint templates; checked because the claim depends on it
             raise AssertionError(f"{len(leaked)} {name} problems occur in the corpus")
     for name, df in frames.items():
-        with atomic_path(out / "splits" / f"{name}.jsonl") as tmp:
+        with atomic_path(paths.split_file(out, name)) as tmp:
             df.to_json(tmp, orient="records", lines=True)
     corpus = frames["corpus"]
-    train_bpe(corpus_texts(corpus["problem"], corpus["solution"]), cfg.vocab_size, 2, out / "tokenizer")
+    train_bpe(corpus_texts(corpus["problem"], corpus["solution"]), cfg.vocab_size, 2, paths.tokenizer_dir(out))
     # pack with the tokenizer exactly as every later stage loads it (vpt.lab.run.lab_tokenizer)
-    tok = load_tokenizer(out / "tokenizer")
-    meta = pack(corpus, tok, PackConfig(cfg.seq_len, 1000, 0), out / "packed", "lab-bpe", "lab corpus")
+    tok = load_tokenizer(paths.tokenizer_dir(out))
+    meta = pack(corpus, tok, PackConfig(cfg.seq_len, 1000, 0), paths.packed_dir(out), "lab-bpe", "lab corpus")
     summary = {
         "documents": {name: len(df) for name, df in frames.items()},
         "target_share_realized": float((corpus["family"] == cfg.target).mean()),
@@ -130,10 +128,9 @@ def prepare(cfg: LabConfig, out: Path) -> dict:
         "conflicted_documents": int(corpus["conflict"].sum()) if "conflict" in corpus else 0,
         "packed_rows": meta["sequences"], "answer_tokens": meta["answer_tokens"],
     }
-    with atomic_path(out / "data.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(paths.data_summary(out), summary)
     return summary
 
 
 def read_split(data_dir: Path, name: str) -> pd.DataFrame:
-    return pd.read_json(data_dir / "splits" / f"{name}.jsonl", orient="records", lines=True, dtype=False)
+    return pd.read_json(paths.split_file(data_dir, name), orient="records", lines=True, dtype=False)

@@ -15,9 +15,10 @@ from typing import Any
 import torch
 
 from vpt.io import write_json
+from vpt.lab import paths
 from vpt.lab.config import LabConfig
 from vpt.lab.data import feedback_table, read_split
-from vpt.lab.run import lab_tokenizer, run_dir, train_config
+from vpt.lab.run import lab_tokenizer, train_config
 from vpt.models.designer import DesignerConfig, TaskDesigner
 from vpt.models.learner import load_learner
 from vpt.train.config import VALUE_METHODS
@@ -30,14 +31,14 @@ def probe(cfg: LabConfig, out: Path) -> dict[str, Any]:
     pr = cfg.probe_runs
     method, seed = pr["method"], int(pr["seed"])
     tcfg = train_config(cfg, method, seed)
-    final = run_dir(out, method, seed) / "final"
+    final = paths.run_model(out, method, seed)
     model = load_learner(str(final), None, torch.float32, "sdpa")
-    tok = lab_tokenizer(out / "data")
+    data_dir = paths.data_dir(out)
+    tok = lab_tokenizer(data_dir)
     designer = None
     if method in VALUE_METHODS:
         designer = TaskDesigner(DesignerConfig.for_learner(model, tcfg.designer))
         designer.load_state_dict(torch.load(final / "designer.pt", map_location="cpu"))
-    data_dir = out / "data"
     fb = tcfg.feedback
     feedback_set = FeedbackSet(feedback_table(read_split(data_dir, "feedback"), "fb"), tok, fb.n, fb.seed, fb.max_len)
     probe_df = read_split(data_dir, "probe")
@@ -45,10 +46,10 @@ def probe(cfg: LabConfig, out: Path) -> dict[str, Any]:
     results = []
     for eta in pr["etas"]:
         torch.manual_seed(seed)
-        data = PackedBatches(data_dir / "packed", int(pr["batch_size"]), seed=seed + 1000)
+        data = PackedBatches(paths.packed_dir(data_dir), int(pr["batch_size"]), seed=seed + 1000)
         r = run_probe(model, scope_parameters(model, tcfg.value.scope), data, probe_set, feedback_set, int(pr["probes"]),
                       float(eta), int(pr["batch_size"]), method, designer, tcfg.designer.K, tcfg.alpha_fixed, seed=seed)
         results.append(r)
     result = {"method": method, "seed": seed, "scope": tcfg.value.scope, "checkpoint": str(final), "by_eta": results}
-    write_json(out / "probe.json", result)
+    write_json(paths.probe_result(out), result)
     return result

@@ -1,7 +1,8 @@
 """results/lab/report.md: curves, the paired comparison, the probe and the alpha analysis.
 
 Every number in the report is computed here from the runs' evals.json, probe.json and the
-designers saved with the vpt runs; nothing is typed in.
+designers saved with the vpt runs; nothing is typed in. Statistics are vpt.stats; figures
+vpt.lab.figures.
 """
 
 from __future__ import annotations
@@ -10,22 +11,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from vpt.data.synth import FAMILIES  # noqa: E402
-from vpt.io import atomic_path, write_json, write_text  # noqa: E402
-from vpt.lab.alpha import summarize  # noqa: E402
-from vpt.lab.config import LabConfig  # noqa: E402
-from vpt.lab.data import read_split  # noqa: E402
-from vpt.lab.run import (conflict_alpha, conflict_masks, conflict_tokens, designer_alpha_table,  # noqa: E402
-                         lab_tokenizer, load_evals, run_dir, train_config)
-from vpt.lab.stats import mean_ci, paired, pearson, pearson_bootstrap  # noqa: E402
+from vpt.data.synth import FAMILIES
+from vpt.io import write_json, write_text
+from vpt.lab import paths
+from vpt.lab.alpha import summarize
+from vpt.lab.config import LabConfig
+from vpt.lab.data import read_split
+from vpt.lab.figures import plot_curves, plot_probe
+from vpt.lab.run import (conflict_alpha, conflict_masks, conflict_tokens, designer_alpha_table, lab_tokenizer,
+                         load_evals, train_config)
+from vpt.stats import mean_ci, paired, pearson, pearson_ci
 
 METRICS = {"token_accuracy": "held-out answer-token accuracy (teacher-forced argmax)",
            "answer_loss": "held-out answer loss (lower is better)", "accuracy": "held-out greedy accuracy",
@@ -50,48 +49,11 @@ def curves(cfg: LabConfig, out: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _savefig(fig: plt.Figure, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-
-def plot_curves(df: pd.DataFrame, cfg: LabConfig, path: Path) -> None:
-    metrics = metrics_of(cfg)
-    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4))
-    for ax, (key, label) in zip(axes, metrics.items()):
-        for m in cfg.methods:
-            g = df[df.method == m].groupby("step")[key]
-            steps = np.array(sorted(g.groups))
-            cis = [mean_ci(g.get_group(s).to_numpy()) for s in steps]
-            mean = np.array([c.mean for c in cis])
-            ax.plot(steps, mean, marker="o", label=m)
-            ax.fill_between(steps, [c.lo for c in cis], [c.hi for c in cis], alpha=0.15)
-        ax.set_xlabel("learner steps")
-        ax.set_title(label, fontsize=10)
-    axes[0].legend()
-    _savefig(fig, path)
-
-
-def plot_probe(probe: dict[str, Any], path: Path) -> None:
-    runs = probe["by_eta"]
-    fig, axes = plt.subplots(1, len(runs), figsize=(5 * len(runs), 4))
-    for ax, r in zip(np.atleast_1d(axes), runs):
-        x = np.array([p["predicted"] for p in r["pairs"]])
-        y = np.array([p["realized"] for p in r["pairs"]])
-        ax.scatter(x, y, s=12)
-        lim = [min(x.min(), y.min()), max(x.max(), y.max())]
-        ax.plot(lim, lim, "k--", lw=0.8)
-        ax.set_xlabel("predicted eta g_probe^T g_pre")
-        ax.set_ylabel("realized probe-loss drop")
-        ax.set_title(f"eta={r['eta']:g}: r={r['pearson_r']:.3f}", fontsize=10)
-    _savefig(fig, path)
-
-
 def alpha_analysis(cfg: LabConfig, out: Path) -> dict[str, Any]:
     """Alpha of each vpt seed's final designer on alpha_docs (n documents of every family)."""
-    docs = read_split(out / "data", "alpha_docs")
-    table = pd.concat([designer_alpha_table(cfg, out / "data", run_dir(out, "vpt", s) / "final", train_config(cfg, "vpt", s), docs)
+    data = paths.data_dir(out)
+    docs = read_split(data, "alpha_docs")
+    table = pd.concat([designer_alpha_table(cfg, data, paths.run_model(out, "vpt", s), train_config(cfg, "vpt", s), docs)
                        .assign(seed=s) for s in cfg.seeds], ignore_index=True)
     res = summarize(table)
     others = [f for f in FAMILIES if f != cfg.target]
@@ -102,7 +64,7 @@ def alpha_analysis(cfg: LabConfig, out: Path) -> dict[str, Any]:
     if cfg.conflict:  # alpha where the label is the conflict's token, clean vs as the conflicting source writes it
         prev, clean, bad = conflict_tokens(cfg)
         res["conflict"] = {"prev": prev, "clean": clean, "conflicting": bad,
-                           "by_seed": {int(s): conflict_alpha(cfg, out / "data", g) for s, g in table.groupby("seed")}}
+                           "by_seed": {int(s): conflict_alpha(cfg, data, g) for s, g in table.groupby("seed")}}
     return res
 
 
@@ -116,13 +78,14 @@ def value_signal(cfg: LabConfig, out: Path) -> dict[str, Any]:
     from vpt.value.scope import scope_parameters
 
     tcfg = train_config(cfg, "vpt", cfg.seeds[0])
-    model = load_learner(str(out / "base" / "final"), None, torch.float32, "sdpa").eval()
-    tok = lab_tokenizer(out / "data")
+    data = paths.data_dir(out)
+    model = load_learner(str(paths.base_model(out)), None, torch.float32, "sdpa").eval()
+    tok = lab_tokenizer(data)
     params = [p for _, p in scope_parameters(model, tcfg.value.scope)]
     fb = tcfg.feedback
-    fset = FeedbackSet(feedback_table(read_split(out / "data", "feedback"), "fb"), tok, fb.n, fb.seed, fb.max_len)
+    fset = FeedbackSet(feedback_table(read_split(data, "feedback"), "fb"), tok, fb.n, fb.seed, fb.max_len)
     g_down = mean_feedback_gradient(model, params, fset, 8, fb.batch_size, seed=0)
-    table = alpha_gradient_table(model, params, g_down, tok, read_split(out / "data", "alpha_docs"), tcfg.designer.K)
+    table = alpha_gradient_table(model, params, g_down, tok, read_split(data, "alpha_docs"), tcfg.designer.K)
 
     def agg(g: pd.DataFrame) -> dict[str, float]:
         x = g["dV_dalpha"]
@@ -133,7 +96,7 @@ def value_signal(cfg: LabConfig, out: Path) -> dict[str, Any]:
         prev, clean, bad = conflict_tokens(cfg)
         names = {"conflicting": f"`{bad.strip()}` after `{prev.strip()}` (conflicting)",
                  "clean": f"`{clean.strip()}` after `{prev.strip()}` (clean)", "elsewhere": "every other answer token"}
-        masks = conflict_masks(cfg, out / "data", table)
+        masks = conflict_masks(cfg, data, table)
         res["conflict"] = {names[k]: agg(table[masks[k]]) for k in ("conflicting", "clean", "elsewhere")}
     return res
 
@@ -145,15 +108,15 @@ def in_distribution(cfg: LabConfig, out: Path) -> pd.DataFrame:
     from vpt.lab.evaluate import answer_scores
     from vpt.models.learner import load_learner
 
-    docs = read_split(out / "data", "probe")
-    tok = lab_tokenizer(out / "data")
+    docs = read_split(paths.data_dir(out), "probe")
+    tok = lab_tokenizer(paths.data_dir(out))
 
     def score(path: Path) -> dict[str, float]:
         loss, acc = answer_scores(load_learner(str(path), None, torch.float32, "sdpa").eval(), tok, docs)
         return {"id_answer_loss": float(loss.mean()), "id_token_accuracy": float(acc.mean())}
 
-    rows = [{"method": m, "seed": s, **score(run_dir(out, m, s) / "final")} for m in cfg.methods for s in cfg.seeds]
-    rows.append({"method": "base", "seed": -1, **score(out / "base" / "final")})
+    rows = [{"method": m, "seed": s, **score(paths.run_model(out, m, s))} for m in cfg.methods for s in cfg.seeds]
+    rows.append({"method": "base", "seed": -1, **score(paths.base_model(out))})
     return pd.DataFrame(rows)
 
 
@@ -190,7 +153,7 @@ def _history_lines(cfg: LabConfig, data: dict[str, Any]) -> list[str]:
 
 
 def _tuning_lines(cfg: LabConfig, out: Path) -> list[str]:
-    path = out / "tuning" / "tuning.json"
+    path = paths.tuning_json(out)
     if not path.exists():
         return ["- tuning: none recorded for this output directory; every method ran with lab.train "
                 "and lab.method_train as configured"]
@@ -210,9 +173,9 @@ def build_report(cfg: LabConfig, out: Path) -> dict[str, Any]:
     METRICS = metrics_of(cfg)  # noqa: N806 - the module's table, widened for this config
     df = curves(cfg, out)
     final = df[df.step == cfg.steps]
-    plot_curves(df, cfg, out / "curves.png")
+    plot_curves(df, METRICS, cfg.methods, paths.figure(out, "curves"))
     lines = [f"# Lab report: value feedback on a tiny learner ({len(cfg.seeds)} seeds, {cfg.steps} learner steps)", ""]
-    data = json.loads((out / "data" / "data.json").read_text())
+    data = json.loads(paths.data_summary(paths.data_dir(out)).read_text())
     lines += ["## Protocol", "",
               f"- corpus: {data['documents']['corpus']} generated problems, target family `{cfg.target}` at "
               f"{data['target_share_realized']:.1%} of documents, only its training templates {cfg.train_templates}",
@@ -225,8 +188,8 @@ def build_report(cfg: LabConfig, out: Path) -> dict[str, Any]:
               f"- primary metric, fixed before the runs: `{cfg.primary_metric}` on the evaluation split at the last step",
               *_tuning_lines(cfg, out),
               *_history_lines(cfg, data), ""]
-    secs = {m: [json.loads((run_dir(out, m, s) / "summary.json").read_text()) for s in cfg.seeds] for m in cfg.methods}
-    base_info = json.loads((out / "base" / "base.json").read_text())
+    secs = {m: [json.loads(paths.run_summary(out, m, s).read_text()) for s in cfg.seeds] for m in cfg.methods}
+    base_info = json.loads(paths.base_summary(out).read_text())
     lines += ["## Compute (1 thread per job)", "", f"- base pretraining: {cfg.base.get('steps')} steps, "
               f"{base_info['seconds']:.0f} s", "", "| method | train s per run (mean) | eval s per run (mean) |", "|---|---|---|"]
     lines += [f"| {m} | {np.mean([r['train_seconds'] for r in v]):.0f} | {np.mean([r['eval_seconds'] for r in v]):.0f} |"
@@ -292,10 +255,10 @@ def build_report(cfg: LabConfig, out: Path) -> dict[str, Any]:
                          f"{pr.p_t:.3g} | {pr.p_wilcoxon:.3g} | {pr.wins}/{pr.n} |")
     lines.append("")
 
-    probe_path = out / "probe.json"
+    probe_path = paths.probe_result(out)
     if probe_path.exists():
         probe = json.loads(probe_path.read_text())
-        plot_probe(probe, out / "probe.png")
+        plot_probe(probe, paths.figure(out, "probe"))
         lines += ["## Probe: predicted vs realized one-step improvement (A.6)", "", "![probe](probe.png)", "",
                   f"On the final `{probe['method']}` seed-{probe['seed']} learner, scope `{probe['scope']}`, "
                   f"{probe['by_eta'][0]['probes']} probes per eta.", "",
@@ -306,8 +269,8 @@ def build_report(cfg: LabConfig, out: Path) -> dict[str, Any]:
             x = np.array([p["predicted"] for p in r["pairs"]])
             y = np.array([p["realized"] for p in r["pairs"]])
             xf = np.array([p["predicted_from_feedback_subset"] for p in r["pairs"]])
-            rr, ci = pearson(x, y), pearson_bootstrap(x, y, cfg.bootstrap, 0)
-            rf, cif = pearson(xf, y), pearson_bootstrap(xf, y, cfg.bootstrap, 0)
+            rr, ci = pearson(x, y), pearson_ci(x, y, cfg.bootstrap, 0)
+            rf, cif = pearson(xf, y), pearson_ci(xf, y, cfg.bootstrap, 0)
             summary["probe"].append({"eta": r["eta"], "r": rr, "ci": ci, "r_feedback_subset": rf, "ci_feedback_subset": cif})
             lines.append(f"| {r['eta']:g} | {rr:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] | {rf:.3f} [{cif[0]:.3f}, {cif[1]:.3f}] | "
                          f"{r['sign_agreement']:.2f} |")
@@ -348,8 +311,8 @@ def build_report(cfg: LabConfig, out: Path) -> dict[str, Any]:
     summary["goal"] = goal
     lines += ["## Goal check", ""] + [f"- {k}: **{'met' if v['met'] else 'not met'}** ({v['detail']})" for k, v in goal.items()]
     lines.append("")
-    write_json(out / "summary.json", summary)
-    write_text(out / "report.md", "\n".join(lines) + "\n")
+    write_json(paths.report_summary(out), summary)
+    write_text(paths.report(out), "\n".join(lines) + "\n")
     return summary
 
 

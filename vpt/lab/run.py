@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,10 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from vpt.config import deep_update
 from vpt.data.tokenizer import load_tokenizer
 from vpt.io import write_json
+from vpt.lab import paths
 from vpt.lab.config import LabConfig
 from vpt.lab.data import feedback_table, read_split
 from vpt.lab.evaluate import answer_scores, greedy_correct, single_token, token_after_accuracy
@@ -33,57 +36,52 @@ def lab_tokenizer(data: Path) -> PreTrainedTokenizerBase:
     """The tokenizer the corpus was packed with. Not the copy saved next to a checkpoint: loaded
     from a directory that also holds the model's config.json, AutoTokenizer picks the model's
     tokenizer class (Qwen2), which splits every digit and so tokenizes " 8" unlike training."""
-    return load_tokenizer(data / "tokenizer")
+    return load_tokenizer(paths.tokenizer_dir(data))
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+def _layered(*layers: Mapping[str, Any]) -> dict[str, Any]:
+    """The layers merged in order by vpt.config.deep_update, as several -c files are."""
+    out: dict[str, Any] = {}
+    for layer in layers:
+        deep_update(out, layer)  # copies the layer's values, so no layer is modified
     return out
 
 
 def train_config(cfg: LabConfig, method: str, seed: int, trial: dict[str, Any] | None = None) -> TrainConfig:
     """lab.train, then the method's pinned lab.method_train, then a tuning trial's overrides."""
-    d = _merge(_merge(cfg.train, cfg.method_train.get(method, {})), trial or {})
-    d = _merge(d, {"method": method, "seed": seed, "snapshot_steps": [s for s in cfg.eval_steps if s < cfg.steps],
-                   "checkpoint_every": cfg.steps, "keep_checkpoints": 1})
-    return TrainConfig.from_dict(d)
+    run = {"method": method, "seed": seed, "snapshot_steps": [s for s in cfg.eval_steps if s < cfg.steps],
+           "checkpoint_every": cfg.steps, "keep_checkpoints": 1}
+    return TrainConfig.from_dict(_layered(cfg.train, cfg.method_train.get(method, {}), trial or {}, run))
 
 
 def pretrain_base(cfg: LabConfig, out: Path) -> dict[str, Any]:
-    data = out / "data"
-    tcfg = TrainConfig.from_dict(_merge(cfg.base, {"method": "ntp", "keep_checkpoints": 1}))
-    spec = RunSpec(out / "base", data / "packed", str(data / "tokenizer"), architecture=cfg.architecture)
+    data = paths.data_dir(out)
+    tcfg = TrainConfig.from_dict(_layered(cfg.base, {"method": "ntp", "keep_checkpoints": 1}))
+    spec = RunSpec(paths.base_dir(out), paths.packed_dir(data), str(paths.tokenizer_dir(data)), architecture=cfg.architecture)
     t0 = time.perf_counter()
     summary = language_trainer(tcfg, spec, device="cpu").run()
     summary["seconds"] = time.perf_counter() - t0
-    write_json(out / "base" / "base.json", summary)
+    write_json(paths.base_summary(out), summary)
     return summary
 
 
-def run_dir(out: Path, method: str, seed: int) -> Path:
-    return out / "runs" / f"{method}_s{seed}"
-
-
 def train_run(cfg: LabConfig, out: Path, method: str, seed: int) -> dict[str, Any]:
-    data = out / "data"
+    data = paths.data_dir(out)
     fb = feedback_table(read_split(data, "feedback"), "fb")
-    spec = RunSpec(run_dir(out, method, seed), data / "packed", str(data / "tokenizer"),
-                   learner_path=str(out / "base" / "final"), feedback_table=fb)
+    spec = RunSpec(paths.run_dir(out, method, seed), paths.packed_dir(data), str(paths.tokenizer_dir(data)),
+                   learner_path=str(paths.base_model(out)), feedback_table=fb)
     t0 = time.perf_counter()
     trainer = language_trainer(train_config(cfg, method, seed), spec, device="cpu")
     summary = trainer.run()
     summary["train_seconds"] = time.perf_counter() - t0
     evals = evaluate_run(cfg, out, method, seed)
     summary["eval_seconds"] = evals["seconds"]
-    write_json(spec.run_dir / "summary.json", summary)
+    write_json(paths.run_summary(out, method, seed), summary)
     return summary
 
 
 def model_at(out: Path, method: str, seed: int, step: int, steps: int) -> Path:
-    rd = run_dir(out, method, seed)
-    return rd / "final" if step == steps else ckpt.snapshot_dir(rd, step)
+    return paths.run_model(out, method, seed) if step == steps else ckpt.snapshot_dir(paths.run_dir(out, method, seed), step)
 
 
 def conflict_tokens(cfg: LabConfig) -> tuple[str, str, str]:
@@ -150,15 +148,15 @@ def evaluate_run(cfg: LabConfig, out: Path, method: str, seed: int) -> dict[str,
     t0 = time.perf_counter()
     rows = []
     for step in [0, *cfg.eval_steps]:
-        path = out / "base" / "final" if step == 0 else model_at(out, method, seed, step, cfg.steps)
-        rows.append({"step": step, **evaluate_model(cfg, out / "data", path, cfg.eval_split)})
+        path = paths.base_model(out) if step == 0 else model_at(out, method, seed, step, cfg.steps)
+        rows.append({"step": step, **evaluate_model(cfg, paths.data_dir(out), path, cfg.eval_split)})
     result = {"method": method, "seed": seed, "split": cfg.eval_split, "evals": rows, "seconds": time.perf_counter() - t0}
-    write_json(run_dir(out, method, seed) / "evals.json", result)
+    write_json(paths.run_evals(out, method, seed), result)
     return result
 
 
 def load_evals(out: Path, method: str, seed: int) -> dict[str, Any]:
-    return json.loads((run_dir(out, method, seed) / "evals.json").read_text())
+    return json.loads(paths.run_evals(out, method, seed).read_text())
 
 
 def final_metric(ev: dict[str, Any], key: str = "answer_loss") -> float:

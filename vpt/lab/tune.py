@@ -19,33 +19,27 @@ import time
 from pathlib import Path
 from typing import Any
 
+from vpt.errors import VptError
 from vpt.io import write_json, write_text
-from vpt.lab.config import PRIMARY_METRICS, LabConfig
+from vpt.lab import paths
+from vpt.lab.config import PRIMARY_METRICS, LabConfig, trials
 from vpt.lab.data import feedback_table, read_split
 from vpt.lab.run import conflict_alpha, designer_alpha_table, evaluate_model, train_config
 from vpt.train.config import VALUE_METHODS
 from vpt.language.task import RunSpec, language_trainer
 
 
-def trial_dir(out: Path, method: str, i: int) -> Path:
-    return out / "tuning" / f"{method}_t{i}"
-
-
-def trials(cfg: LabConfig, method: str) -> list[dict[str, Any]]:
-    return list(cfg.tuning.get("trials", {}).get(method, []))
-
-
 def trial(cfg: LabConfig, out: Path, method: str, i: int) -> dict[str, Any]:
-    ts = trials(cfg, method)
+    ts = trials(cfg.tuning, method)
     if not 0 <= i < len(ts):
-        raise IndexError(f"lab.tuning.trials.{method}: no trial {i} (it has {len(ts)})")
-    data = out / "data"
+        raise VptError(f"lab.tuning.trials.{method}: no trial {i} (it has {len(ts)})")
+    data = paths.data_dir(out)
     seed = int(cfg.tuning["seed"])
     base_cfg = dataclasses.replace(cfg, method_train={})  # a trial starts from lab.train alone
     tcfg = train_config(base_cfg, method, seed, ts[i])
     tcfg.snapshot_steps = []
-    rd = trial_dir(out, method, i)
-    spec = RunSpec(rd, data / "packed", str(data / "tokenizer"), learner_path=str(out / "base" / "final"),
+    rd = paths.trial_dir(out, method, i)
+    spec = RunSpec(rd, paths.packed_dir(data), str(paths.tokenizer_dir(data)), learner_path=str(paths.base_model(out)),
                    feedback_table=feedback_table(read_split(data, "feedback"), "fb"))
     t0 = time.perf_counter()
     language_trainer(tcfg, spec, device="cpu").run()
@@ -58,7 +52,7 @@ def trial(cfg: LabConfig, out: Path, method: str, i: int) -> dict[str, Any]:
         docs = read_split(data, "alpha_docs")
         docs = docs[docs["family"].str.startswith(cfg.target)]
         result["conflict_alpha"] = conflict_alpha(cfg, data, designer_alpha_table(cfg, data, rd / "final", tcfg, docs))
-    write_json(rd / "result.json", result)
+    write_json(paths.trial_result(out, method, i), result)
     return result
 
 
@@ -68,12 +62,12 @@ def summarize(cfg: LabConfig, out: Path) -> dict[str, Any]:
                            "methods": {}}
     lines = [f"# Lab tuning: validation split, primary metric `{cfg.primary_metric}` "
              f"({'higher' if higher else 'lower'} is better), seed {cfg.tuning.get('seed')}", "",
-             f"Every method had {len(trials(cfg, cfg.methods[0]))} trials. The test split was not read. Ties on the "
+             f"Every method had {len(trials(cfg.tuning, cfg.methods[0]))} trials. The test split was not read. Ties on the "
              "primary metric go to the higher validation answer-token accuracy.", "",
              "| method | trial | overrides of lab.train | validation " + cfg.primary_metric + " | answer loss | chosen |",
              "|---|---|---|---|---|---|"]
     for m in cfg.methods:
-        rows = [json.loads((trial_dir(out, m, i) / "result.json").read_text()) for i in range(len(trials(cfg, m)))]
+        rows = [json.loads(paths.trial_result(out, m, i).read_text()) for i in range(len(trials(cfg.tuning, m)))]
         # ties on the primary metric (e.g. all 0 at the conflict's token) go to the better
         # validation answer-token accuracy, then to the earlier trial
         best = max(rows, key=lambda r: ((r["value"] if higher else -r["value"]), r["metrics"].get("token_accuracy", 0.0), -r["trial"]))
@@ -97,6 +91,6 @@ def summarize(cfg: LabConfig, out: Path) -> dict[str, Any]:
                              f"{r['metrics'].get('conflict_p_conflicting', float('nan')):.3f} | {al} |")
     lines += ["", "lab.method_train pins the chosen values: " + ", ".join(
         f"{m} {'yes' if v['pinned_is_best'] else 'NO'}" for m, v in res["methods"].items()), ""]
-    write_json(out / "tuning" / "tuning.json", res)
-    write_text(out / "tuning" / "tuning.md", "\n".join(lines) + "\n")
+    write_json(paths.tuning_json(out), res)
+    write_text(paths.tuning_md(out), "\n".join(lines) + "\n")
     return res

@@ -4,7 +4,7 @@ For each probe: an unlabeled batch gives g_pre (the training loss of the method,
 the alignment scope); a held-out feedback batch (GSM8K examples not in the feedback subset)
 gives g_probe. Predicted improvement: eta * g_probe^T g_pre. Realized: the drop of that
 feedback batch's loss after the SGD step theta_S <- theta_S - eta * g_pre. Their Pearson
-correlation over probes, with a percentile bootstrap CI, says whether V means what it claims.
+correlation over probes, with a BCa bootstrap CI (vpt.stats), says whether V means what it claims.
 
 With a small eta the first-order expansion is nearly exact on the same batch, so r is close to 1
 there. The stricter variant, also reported, predicts with g_down from a batch of the *feedback
@@ -23,26 +23,12 @@ from vpt.progress import progress
 
 from vpt.models.designer import TaskDesigner
 from vpt.language.data import FeedbackSet, PackedBatches
-from vpt.language.task import FeedbackEvaluator
 from vpt.language.objective import Shifted, learner_loss, logits_of, ntp_loss, step_targets
+from vpt.language.task import FeedbackEvaluator
+from vpt.stats import pearson, pearson_ci
 from vpt.value.estimators import perturbed
 from vpt.value.meta import downstream_gradient
 from vpt.value.flat import dot
-
-
-def pearson(x: np.ndarray, y: np.ndarray) -> float:
-    x, y = x - x.mean(), y - y.mean()
-    denom = np.sqrt((x * x).sum() * (y * y).sum())
-    return float((x * y).sum() / denom) if denom > 0 else float("nan")
-
-
-def bootstrap_ci(x: np.ndarray, y: np.ndarray, n_boot: int, seed: int, level: float = 0.95) -> tuple[float, float]:
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(x), size=(n_boot, len(x)))
-    rs = np.array([pearson(x[i], y[i]) for i in idx])
-    rs = rs[np.isfinite(rs)]
-    lo, hi = np.quantile(rs, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(lo), float(hi)
 
 
 def run_probe(
@@ -87,7 +73,7 @@ def run_probe(
     out: dict[str, Any] = {"method": method, "probes": n_probes, "eta": eta, "batch_size": batch_size}
     for key, prefix in (("predicted", ""), ("predicted_from_feedback_subset", "feedback_subset_")):
         x = np.array([p[key] for p in pairs])
-        lo, hi = bootstrap_ci(x, y, n_boot=2000, seed=seed)
+        lo, hi = pearson_ci(x, y, n_boot=2000, seed=seed)
         out.update({f"{prefix}pearson_r": pearson(x, y), f"{prefix}pearson_r_ci95": [lo, hi],
                     f"{prefix}sign_agreement": float(np.mean(np.sign(x) == np.sign(y)))})
     out["pairs"] = pairs
