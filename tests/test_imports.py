@@ -91,7 +91,7 @@ def describe(cycle: list[str], graph: dict[str, dict[str, int]]) -> str:
 def test_the_graph_sees_module_and_function_level_imports() -> None:
     graph = import_graph()
     assert "vpt.errors" in graph["vpt.grid"]  # module level
-    assert "vpt.train.config" in graph["vpt.grid"]  # inside train_steps
+    assert "vpt.data.tokenizer" in graph["vpt.runs"]  # inside train_setup
     assert "vpt.paths" in graph["vpt.workflow"]  # `from vpt import paths`: the submodule
     assert "vpt.cli" in graph["vpt.__main__"]
 

@@ -152,7 +152,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     cfg = _cfg(args)
     e = cfg["eval"]
     run_id = args.run if args.run == "base" or "/" in args.run else resolve_run(cfg, None, args.run).id
-    label = args.at or "final"
+    label = args.at or paths.FINAL
     checkpoint = Path(args.checkpoint) if args.checkpoint else paths.model_dir(cfg, run_id, label)
     lm = make_lm(checkpoint, e["batch_size"], e["max_length"], args.device or e["device"])
     for task in args.task:

@@ -70,7 +70,7 @@ def train_setup(cfg: Config, run: Run | None, run_dir: str | Path | None) -> tup
     else:
         train = run_train_section(cfg, run)
         if run.model == "base":
-            spec.learner_path = str(paths.base_run_dir(cfg) / "final")
+            spec.learner_path = str(paths.final_dir(paths.base_run_dir(cfg)))
         else:
             model = cfg["models"][run.model]
             spec.learner_path, spec.learner_revision = model["path"], model.get("revision")
@@ -116,7 +116,7 @@ def probe(cfg: Config, method: str, checkpoint: str | Path | None = None, out: s
 
     tcfg, spec = train_setup(cfg, resolve_run(cfg, None, method), None)
     pr = cfg["probe"]
-    ckpt_dir = Path(checkpoint) if checkpoint else spec.run_dir / "final"
+    ckpt_dir = Path(checkpoint) if checkpoint else paths.final_dir(spec.run_dir)
     if not (ckpt_dir / "config.json").exists():
         raise VptError(f"no saved model in {ckpt_dir}; train it first (vpt train --method {method})")
     model, designer = load_trained(ckpt_dir, tcfg)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from vpt.paths import final_dir  # the run layout (final/, checkpoints/, snapshots/) is vpt.paths's
+
 PathLike = str | os.PathLike[str]
 
 
@@ -37,7 +39,7 @@ def base_dir(out: PathLike) -> Path:
 
 
 def base_model(out: PathLike) -> Path:
-    return base_dir(out) / "final"
+    return final_dir(base_dir(out))
 
 
 def base_summary(out: PathLike) -> Path:
@@ -50,7 +52,7 @@ def run_dir(out: PathLike, method: str, seed: int | str) -> Path:
 
 def run_model(out: PathLike, method: str, seed: int | str) -> Path:
     """The run's final model (the Trainer's final/ directory)."""
-    return run_dir(out, method, seed) / "final"
+    return final_dir(run_dir(out, method, seed))
 
 
 def run_evals(out: PathLike, method: str, seed: int | str) -> Path:

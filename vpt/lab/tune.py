@@ -43,7 +43,7 @@ def trial(cfg: LabConfig, out: Path, method: str, i: int) -> dict[str, Any]:
                    feedback_table=feedback_table(read_split(data, "feedback"), "fb"))
     t0 = time.perf_counter()
     language_trainer(tcfg, spec, device="cpu").run()
-    ev = evaluate_model(cfg, data, rd / "final", "validation", greedy=False)
+    ev = evaluate_model(cfg, data, paths.final_dir(rd), "validation", greedy=False)
     result = {"method": method, "trial": i, "overrides": ts[i], "seed": seed, "split": "validation",
               "metric": cfg.primary_metric, "value": ev[cfg.primary_metric],
               "metrics": {k: v for k, v in ev.items() if not k.startswith("per_item")},
@@ -51,7 +51,7 @@ def trial(cfg: LabConfig, out: Path, method: str, i: int) -> dict[str, Any]:
     if cfg.conflict and method in VALUE_METHODS:  # did this designer single out the conflict's token?
         docs = read_split(data, "alpha_docs")
         docs = docs[docs["family"].str.startswith(cfg.target)]
-        result["conflict_alpha"] = conflict_alpha(cfg, data, designer_alpha_table(cfg, data, rd / "final", tcfg, docs))
+        result["conflict_alpha"] = conflict_alpha(cfg, data, designer_alpha_table(cfg, data, paths.final_dir(rd), tcfg, docs))
     write_json(paths.trial_result(out, method, i), result)
     return result
 

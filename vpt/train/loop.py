@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vpt import preempt
+from vpt import paths, preempt
 from vpt.errors import NonFiniteError, VptError
 from vpt.io import write_json
 from vpt.progress import progress
@@ -116,7 +116,7 @@ class Trainer:
         changed = sorted(k for k in set(saved["train"]) | set(now["train"]) if saved["train"].get(k) != now["train"].get(k))
         changed += [f"inputs.{k}" for k in now.get("inputs", {}) if saved.get("inputs", {}).get(k) != now["inputs"][k]]
         log.warning("%s: configuration changed (%s); starting fresh", self.run_dir, ", ".join(changed) or "paths")
-        shutil.rmtree(self.run_dir / "checkpoints", ignore_errors=True)
+        shutil.rmtree(paths.checkpoints_dir(self.run_dir), ignore_errors=True)
         return None
 
     def _init_value(self) -> None:
@@ -299,7 +299,7 @@ class Trainer:
             (tmp / "run_config.json").write_text(json.dumps(self._config_dict(), indent=2) + "\n")
             (tmp / "state.json").write_text(json.dumps(summary, indent=2) + "\n")
 
-        ckpt.save_atomic(self.run_dir / "final", write)
+        ckpt.save_atomic(paths.final_dir(self.run_dir), write)
         write_json(self.run_dir / "summary.json", summary)
         return summary
 
