@@ -6,7 +6,7 @@ cannot express (a `dataset:` must name an entry of `datasets`), and turns failur
 message that names the file, the key and what is allowed.
 
 A lab preset (a config with a `lab:` section, config/lab.yaml) is the other kind of config: it
-goes through the same steps with workflow/schemas/lab.schema.yaml and vpt.lab.config.check_lab.
+goes through the same steps with workflow/schemas/lab.schema.yaml and vpt.lab.checks.check_lab.
 """
 
 from __future__ import annotations
@@ -192,7 +192,7 @@ def _check_references(cfg: Mapping[str, Any]) -> list[str]:
 
 
 def _check_lab(cfg: Mapping[str, Any]) -> list[str]:
-    from vpt.lab.config import check_lab  # the lab's cross-key checks live with the lab
+    from vpt.lab.checks import check_lab  # the lab's cross-key checks live with the lab
 
     return check_lab(cfg["lab"])
 
