@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from vpt.errors import VptError
+from vpt.train.methods import METHOD_REGISTRY
 
 Config = dict[str, Any]
 
-FEEDBACK_METHODS = ("vpt", "random_feedback")  # methods that read the feedback set
+FEEDBACK_METHODS = METHOD_REGISTRY.where(lambda m: m.feedback)  # methods that read the feedback set
 FINAL = "final"  # checkpoint label of the end-of-training model
 
 RUN_ID_PATTERN = r"[^/]+/[a-z_]+/lr[0-9.e+-]+_s\d+(?:_fb\d+)?_[a-z_]+"  # a Snakemake wildcard constraint

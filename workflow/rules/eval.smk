@@ -12,7 +12,7 @@ rule eval:
     wildcard_constraints:
         run=RUN_ID,
         checkpoint=r"final|step_\d{7}",
-        task="gsm8k|gsm8k_passk|mmlu|omega_id|omega_ood",
+        task=W.alternatives(W.TASK_REGISTRY.names()),  # the registered tasks (vpt.eval.registry)
     params:
         model=lambda wc: W.Run.parse(wc.run).model,
     log:

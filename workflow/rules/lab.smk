@@ -4,6 +4,7 @@
 import sys
 
 from vpt import workflow as W
+from vpt.train.config import METHODS
 
 LAB = config["lab"]
 LAB_OUT = LAB.get("out_dir", "results/lab")
@@ -26,7 +27,7 @@ def _lab(key, default):
 rule lab_report:
     input:
         evals=expand(f"{LAB_OUT}/runs/{{method}}_s{{seed}}/evals.json",
-                     method=_lab("methods", ["ntp", "vpt", "random_feedback", "uniform_smoothing", "self_distill"]),
+                     method=_lab("methods", list(METHODS)),
                      seed=_lab("seeds", [0, 1, 2, 3, 4])),
         probe=f"{LAB_OUT}/probe.json",
         tuning=f"{LAB_OUT}/tuning/tuning.md",  # the report states the tuning its runs come from
@@ -72,7 +73,7 @@ rule lab_run:
     output:
         f"{LAB_OUT}/runs/{{method}}_s{{seed}}/evals.json",
     wildcard_constraints:
-        method="ntp|vpt|random_feedback|uniform_smoothing|self_distill",
+        method=W.alternatives(METHODS),
         seed=r"\d+",
     threads: 1
     log:
@@ -132,7 +133,7 @@ rule lab_tune:
     output:
         f"{LAB_OUT}/tuning/{{method}}_t{{trial}}/result.json",
     wildcard_constraints:
-        method="ntp|vpt|random_feedback|uniform_smoothing|self_distill",
+        method=W.alternatives(METHODS),
         trial=r"\d+",
     threads: 1
     log:
