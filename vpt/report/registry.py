@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from vpt import paths
-from vpt.grid import Run, group_evaluations, group_spec, model_keys
+from vpt.grid import Run, checkpoint_label, group_evaluations, group_spec, model_keys
 from vpt.registry import Registry, help_table
 
 Config = dict[str, Any]
@@ -80,8 +80,6 @@ class EvalReport(Report):
                 for run, step, task in group_evaluations(cfg, group) if task in tasks]
 
     def inputs(self, cfg: Config) -> list[str]:
-        from vpt.grid import checkpoint_label
-
         return sorted({str(paths.eval_result(cfg, r.id, t, checkpoint_label(st))) for _, r, st, t in self.evaluations(cfg)})
 
     def build(self) -> Callable[..., Any]:
