@@ -172,33 +172,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
 # --------------------------------------------------------------------------- report
 
 
-def model_label(key: str) -> str:
-    """qwen1.5-0.5b -> 0.5B; the embedded learner 'base' -> tiny."""
-    if key == "base":
-        return "tiny"
-    return key.rsplit("-", 1)[-1].upper()
-
-
 def cmd_report(args: argparse.Namespace) -> None:
-    from vpt import paths
-    from vpt import workflow as W
-    from vpt.report.build import write_one
-    from vpt.grid import model_keys
-    from vpt.report.load import load_records
+    from vpt.report.registry import REPORT_REGISTRY
 
-    cfg = _cfg(args)
-    if args.name == "table3":  # from the overhead benchmark, not from evaluations
-        from vpt.report.table3 import write_table3
-
-        written = write_table3(paths.bench_result(cfg, "overhead"), paths.table_stem(cfg, "table3"))
-        log.info("table3 from %s -> %s", paths.bench_result(cfg, "overhead"), ", ".join(map(str, written)))
-        return
-    if args.name not in W.REPORTS:
-        raise UsageError(f"unknown report {args.name!r}; choose one of: {', '.join([*W.REPORTS, 'table3'])}")
-    records = load_records(cfg, W.report_evaluations(cfg, args.name))
-    layout = {"models": {m: model_label(m) for m in model_keys(cfg)}}
-    written = write_one(args.name, records, layout, paths.results_dir(cfg) / "tables", paths.results_dir(cfg) / "figures")
-    log.info("%s from %d evaluation records -> %s", args.name, len(records), ", ".join(map(str, written)))
+    report = REPORT_REGISTRY.get(args.name)  # unknown: the error lists the registered reports
+    written, source = report.write(_cfg(args))
+    log.info("%s %s -> %s", args.name, source, ", ".join(map(str, written)))
 
 
 # --------------------------------------------------------------------------- dvc
@@ -313,6 +292,11 @@ def _sub(subparsers: Any, name: str, func: Callable[[argparse.Namespace], None],
 
 
 def build_parser() -> argparse.ArgumentParser:
+    # the registries name the methods, tasks and reports (choices and help); light imports
+    from vpt.eval.registry import TASK_REGISTRY, tasks_help
+    from vpt.report.registry import REPORT_REGISTRY, reports_help
+    from vpt.train.methods import METHOD_REGISTRY, methods_help
+
     parser = argparse.ArgumentParser(
         prog="vpt",
         description=(
@@ -379,11 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _sub(top, "train", cmd_train, "continued pretraining with one method (or --base: the tiny base model)",
              "Train the learner on the packed corpus with one of the compute-matched methods:\n"
-             "  ntp                next-token prediction (baseline)\n"
-             "  vpt                value-based soft targets over the top-K, designer trained on V = g_down^T g_pre\n"
-             "  random_feedback    vpt with g_down replaced by a random vector of the same norm\n"
-             "  uniform_smoothing  fixed uniform soft target over the top-K (alpha fixed)\n"
-             "  self_distill       the learner's own renormalized top-K distribution (alpha fixed)\n"
+             f"{methods_help()}\n"
              "A run is a point of the grid (vpt.grid), named by its id <model>/<method>/lr<lr>_s<seed>[_fb<n>]_<corpus>,\n"
              "e.g. base/vpt/lr0.0003_s0_fb1024_decontaminated; --method M alone trains the default run of M\n"
              "(the config's learner, train.lr, train.seed, train.feedback.n). Checkpoints every\n"
@@ -392,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
              "train.snapshot_steps (the grid's eval_steps) in snapshots/.")
     _add_config(p)
     p.add_argument("--run", help="a grid run id (see above)")
-    p.add_argument("--method", default="vpt", choices=["ntp", "vpt", "random_feedback", "uniform_smoothing", "self_distill"],
+    p.add_argument("--method", default="vpt", choices=METHOD_REGISTRY.names(),
                    help="without --run: train this method's default run (default: vpt)")
     p.add_argument("--base", action="store_true", help="pretrain the embedded tiny base model from scratch (ntp)")
     p.add_argument("--run-dir", help="run directory instead of the workflow path")
@@ -406,22 +386,19 @@ def build_parser() -> argparse.ArgumentParser:
              "vs realized = drop of the held-out batch's loss after theta_S <- theta_S - eta * g_pre.\n"
              "Writes the pairs, Pearson r and its bootstrap 95% CI to results/probe/<method>.json.")
     _add_config(p)
-    p.add_argument("--method", default="vpt", choices=["ntp", "vpt", "random_feedback", "uniform_smoothing", "self_distill"])
+    p.add_argument("--method", default="vpt", choices=METHOD_REGISTRY.names())
     p.add_argument("--checkpoint", help="a saved model directory (default: the method's <run>/final)")
     p.add_argument("--out", help="output JSON instead of the workflow path")
 
     p = _sub(top, "eval", cmd_eval, "evaluate a saved model with lm-evaluation-harness",
              "Evaluate a run's saved model (<run>/final, save_pretrained format; PEFT adapters too) on:\n"
-             "  gsm8k        greedy Pass@1, exact match of the final number after normalization\n"
-             "  gsm8k_passk  n samples per problem, unbiased Pass@k for k in eval.passk.ks\n"
-             "  mmlu         zero-shot multiple choice by log-likelihood of ' A'..' D'; per-subject, macro, micro\n"
-             "  omega_id / omega_ood  OMEGA explorative test_in / test_out, paper A.4 protocol\n"
+             f"{tasks_help()}\n"
              "Data comes from the download outputs (no hub access). Writes\n"
              "results/eval/<run id>/<final|step_N>/<task>.json (metrics, examples/s) and <task>.jsonl (one row per example).")
     _add_config(p)
     p.add_argument("--run", default="vpt", help="a grid run id, a method name (its default run), or 'base' (default: vpt)")
     p.add_argument("--at", help="checkpoint label: final (default) or step_NNNNNNN (a snapshot)")
-    p.add_argument("--task", action="append", choices=["gsm8k", "gsm8k_passk", "mmlu", "omega_id", "omega_ood"], required=True,
+    p.add_argument("--task", action="append", choices=TASK_REGISTRY.names(), required=True,
                    help="repeatable")
     p.add_argument("--checkpoint", help="a saved model directory instead of the run's final/")
     p.add_argument("--out-dir", help="output directory instead of results/eval/<run id>/<checkpoint>/")
@@ -430,17 +407,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(top, "report", cmd_report, "build one table or figure from the evaluation results",
              "Aggregate the grid's evaluation results (results/eval/...) with pandas into the paper's\n"
              "tables (results/tables/<name>.{md,csv,tex}) and figures (results/figures/<name>.{png,pdf}):\n"
-             "  table1                  GSM8K Pass@1 per size, Baseline vs V-Pretraining, best lr, mean +- std over seeds\n"
-             "  table1b_decontaminated  the same on the decontaminated corpus (section 4.5)\n"
-             "  table2                  OMEGA ID / OOD and MMLU at Table 1's learning rates\n"
-             "  table3                  computational overhead, from results/bench/overhead.json (vpt bench overhead)\n"
-             "  table4                  ablations (value / random feedback / uniform smoothing / self distillation), early stopping\n"
-             "  figure2_tokens          GSM8K Pass@1 against unlabeled tokens, raw and best-so-far\n"
-             "  figure3_coverage        GSM8K Pass@1 against the number of feedback examples\n"
-             "  figure3_passk           Pass@k against k per size\n"
+             f"{reports_help()}\n"
              "Cells whose runs are not evaluated yet are left out, never filled in.")
     _add_config(p)
-    p.add_argument("name", help="table1, table1b_decontaminated, table2, table3, table4, figure2_tokens, figure3_coverage, figure3_passk")
+    p.add_argument("name", help=", ".join(REPORT_REGISTRY.names()))
 
     dvcp = top.add_parser("dvc", help="version datasets, checkpoints and results with DVC")
     dvc = dvcp.add_subparsers(dest="subcommand", required=True, metavar="ACTION")

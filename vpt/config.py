@@ -22,7 +22,8 @@ import jsonschema
 import yaml
 
 from vpt.errors import VptError
-from vpt.grid import check_grid
+from vpt.eval.registry import TASK_REGISTRY
+from vpt.grid import FEEDBACK_METHODS, check_grid
 from vpt.paths import dataset_splits
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -160,7 +161,7 @@ def _check_references(cfg: Mapping[str, Any]) -> list[str]:
         )
     fb = cfg["train"]["feedback"]
     methods = {m for g in cfg["grid"].values() for m in g["methods"]} | set(cfg["probe"]["methods"])
-    if methods & {"vpt", "random_feedback"} or "overhead" in cfg.get("bench", {}):  # the sections that read it
+    if methods & set(FEEDBACK_METHODS) or "overhead" in cfg.get("bench", {}):  # the sections that read it
         ref("train.feedback", fb["dataset"], fb["split"])
     learner = cfg["learner"]
     if learner == "base" and "base_model" not in cfg:
@@ -168,18 +169,7 @@ def _check_references(cfg: Mapping[str, Any]) -> list[str]:
     elif learner != "base" and learner not in cfg["models"]:
         problems.append(f"key 'learner': {learner!r} is not a model; choose one of: base, {', '.join(cfg['models'])}")
     e = cfg["eval"]
-    needs: set[tuple[str, str, str]] = set()
-    for task in e["tasks"]:
-        if task.startswith("gsm8k"):
-            g = e["gsm8k"]
-            needs.add(("eval.gsm8k", g["dataset"], g["split"]))
-            if g["n_shot"] > 0:
-                needs.add(("eval.gsm8k", g["dataset"], g["fewshot_split"]))
-        elif task == "mmlu":
-            needs.add(("eval.mmlu", e["mmlu"]["dataset"], e["mmlu"]["split"]))
-        else:
-            o = e["omega"]
-            needs.add(("eval.omega", o["dataset"], o["id_split" if task == "omega_id" else "ood_split"]))
+    needs = {need for task in e["tasks"] for need in TASK_REGISTRY.get(task).needs(e)}  # the schema limits tasks to the registry's
     for key, dataset, split in sorted(needs):
         ref(key, dataset, split)
     problems += check_grid(cfg)

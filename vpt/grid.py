@@ -20,10 +20,11 @@ from typing import Any
 
 from vpt.errors import VptError
 from vpt.paths import FINAL, checkpoint_label, parse_checkpoint_label  # noqa: F401  (re-exported: the layout is vpt.paths')
+from vpt.train.methods import METHOD_REGISTRY
 
 Config = dict[str, Any]
 
-FEEDBACK_METHODS = ("vpt", "random_feedback")  # methods that read the feedback set
+FEEDBACK_METHODS = METHOD_REGISTRY.where(lambda m: m.feedback)  # methods that read the feedback set
 
 RUN_ID_PATTERN = r"[^/]+/[a-z_]+/lr[0-9.e+-]+_s\d+(?:_fb\d+)?_[a-z_]+"  # a Snakemake wildcard constraint
 _ID = re.compile(r"^(?P<model>[^/]+)/(?P<method>[a-z_]+)/lr(?P<lr>[0-9.e+-]+)_s(?P<seed>\d+)(?:_fb(?P<fb>\d+))?_(?P<corpus>[a-z_]+)$")

@@ -6,15 +6,19 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from vpt import paths, runs
+from vpt.eval.registry import TASK_REGISTRY
 from vpt.grid import (FEEDBACK_METHODS, RUN_ID_PATTERN, Run, all_runs, checkpoint_label, default_run, evaluations,
                       group_evaluations, group_spec, parse_run, run_train_section)
 from vpt.io import write_text
+from vpt.report.registry import REPORT_REGISTRY, EvalReport
 
 Config = dict[str, Any]
 
@@ -168,13 +172,15 @@ def probe_targets(cfg: Config) -> list[str]:
     return [str(paths.probe_result(cfg, m)) for m in cfg["probe"]["methods"]]
 
 
-EVAL_SECTIONS = {"gsm8k": ("gsm8k",), "gsm8k_passk": ("gsm8k", "passk"), "mmlu": ("mmlu",), "omega_id": ("omega",), "omega_ood": ("omega",)}
+def alternatives(names: Iterable[str]) -> str:
+    """A Snakemake wildcard constraint matching exactly these names (e.g. a registry's)."""
+    return "|".join(re.escape(n) for n in names)
 
 
 def eval_settings(cfg: Config, task: str) -> dict[str, Any]:
     """The part of `eval` a task reads (its stamp): shared settings plus the task's own blocks."""
     e = cfg["eval"]
-    return {"batch_size": e["batch_size"], "max_length": e["max_length"], **{k: e[k] for k in EVAL_SECTIONS[task]}}
+    return {"batch_size": e["batch_size"], "max_length": e["max_length"], **{k: e[k] for k in TASK_REGISTRY.get(task).sections}}
 
 
 def eval_inputs(cfg: Config, run_id: str, checkpoint: str, task: str) -> list[str]:
@@ -213,60 +219,30 @@ def bench_overhead_settings(cfg: Config) -> dict[str, Any]:
     return {"bench": cfg["bench"]["overhead"], "run": run_settings(cfg, run)}
 
 
-def table3_outputs(cfg: Config) -> list[str]:
-    stem = paths.table_stem(cfg, "table3")
-    return [f"{stem}.{ext}" for ext in ("md", "csv", "tex")]
-
-
 def bench_targets(cfg: Config) -> list[str]:
-    if not has_overhead_bench(cfg):
-        return []
-    return [str(paths.bench_result(cfg, "overhead")), *table3_outputs(cfg)]
+    """The benchmark results in `all` (Table 3, built from one, is a report: report_targets)."""
+    return [str(paths.bench_result(cfg, "overhead"))] if has_overhead_bench(cfg) else []
 
 
-# Reports: each table / figure and the (group, tasks) evaluations it reads. A report whose
-# groups the config does not define is not built (its target would have no inputs).
-REPORTS: dict[str, tuple[str, list[tuple[str, tuple[str, ...]]]]] = {
-    "table1": ("table", [("main", ("gsm8k",))]),
-    "table1b_decontaminated": ("table", [("decontaminated", ("gsm8k",))]),
-    "table2": ("table", [("main", ("gsm8k", "omega_id", "omega_ood", "mmlu"))]),
-    "table4": ("table", [("ablation", ("gsm8k",))]),
-    "figure2_tokens": ("figure", [("tokens", ("gsm8k",))]),
-    "figure3_coverage": ("figure", [("coverage", ("gsm8k",)), ("main", ("gsm8k",))]),
-    "figure3_passk": ("figure", [("main", ("gsm8k", "gsm8k_passk"))]),
-}
-PRIMARY_GROUP = {"table1": "main", "table1b_decontaminated": "decontaminated", "table2": "main", "table4": "ablation",
-                 "figure2_tokens": "tokens", "figure3_coverage": "coverage", "figure3_passk": "main"}
-PRIMARY_TASK = {"table2": "omega_id", "figure3_passk": "gsm8k_passk"}
-
-
+# Reports (vpt.report.registry): each table / figure with what it reads. A report whose inputs the
+# config does not produce (its groups or benchmark are not configured) is not built.
 def report_evaluations(cfg: Config, name: str) -> list[tuple[str, Run, int | None, str]]:
-    """(group, run, step, task) of every evaluation a report reads."""
-    return [(group, run, step, task) for group, tasks in REPORTS[name][1] if group in cfg["grid"]
-            for run, step, task in group_evaluations(cfg, group) if task in tasks]
+    """(group, run, step, task) of every evaluation a report reads (none for a benchmark's report)."""
+    report = REPORT_REGISTRY.get(name)
+    return report.evaluations(cfg) if isinstance(report, EvalReport) else []
 
 
 def reports(cfg: Config) -> list[str]:
-    """The reports this config can build: its primary group exists and evaluates the primary task."""
-    names = []
-    for name in REPORTS:
-        group = PRIMARY_GROUP[name]
-        if group in cfg["grid"] and PRIMARY_TASK.get(name, "gsm8k") in group_spec(cfg, group)["tasks"]:
-            names.append(name)
-    return names
+    """The reports this config can build, in registry order."""
+    return [name for name, report in REPORT_REGISTRY.items() if report.available(cfg)]
 
 
 def report_inputs(cfg: Config, name: str) -> list[str]:
-    return sorted({eval_output(cfg, r, st, t) for _, r, st, t in report_evaluations(cfg, name)})
+    return REPORT_REGISTRY.get(name).inputs(cfg)
 
 
 def report_outputs(cfg: Config, name: str) -> list[str]:
-    kind = REPORTS[name][0]
-    if kind == "table":
-        stem = paths.table_stem(cfg, name)
-        return [f"{stem}.{ext}" for ext in ("md", "csv", "tex")]
-    stem = paths.figure_stem(cfg, name)
-    return [f"{stem}.{ext}" for ext in ("png", "pdf")]
+    return REPORT_REGISTRY.get(name).outputs(cfg)
 
 
 def report_targets(cfg: Config) -> list[str]:

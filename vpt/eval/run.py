@@ -6,40 +6,18 @@ from __future__ import annotations
 import importlib.util
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from vpt import paths
 from vpt.errors import VptError
-from vpt.eval import tasks
-from vpt.eval.answers import extract_gsm8k, extract_omega, normalize_number, normalize_omega
+from vpt.eval.registry import TASK_REGISTRY
 from vpt.io import atomic_dir
-
-TASKS = ("gsm8k", "gsm8k_passk", "mmlu", "omega_id", "omega_ood")
 
 
 def task_config(cfg: dict[str, Any], task: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(lm-eval task config, evaluate() options) for one of TASKS."""
-    e = cfg["eval"]
-    if task in ("gsm8k", "gsm8k_passk"):
-        g = e["gsm8k"]
-        test, train = paths.raw_split(cfg, g["dataset"], g["split"]), paths.raw_split(cfg, g["dataset"], g["fewshot_split"])
-        if task == "gsm8k":
-            tc = tasks.gsm8k(test, train, g["prompt"], g["max_gen_toks"], g["stop"])
-            return tc, {"limit": g["limit"], "num_fewshot": g["n_shot"], "seed": g["seed"]}
-        p = e["passk"]
-        tc = tasks.gsm8k_passk(test, train, g["prompt"], g["max_gen_toks"], g["stop"], p["n"], p["ks"], p["temperature"], p["top_p"])
-        return tc, {"limit": p["limit"], "num_fewshot": g["n_shot"], "seed": g["seed"]}
-    if task == "mmlu":
-        m = e["mmlu"]
-        return tasks.mmlu(paths.raw_split(cfg, m["dataset"], m["split"]), m["limit_per_subject"]), {"limit": None, "num_fewshot": 0, "seed": 0}
-    if task in ("omega_id", "omega_ood"):
-        o = e["omega"]
-        split = o["id_split"] if task == "omega_id" else o["ood_split"]
-        return tasks.omega(paths.raw_split(cfg, o["dataset"], split), split, o["prompt"], o["max_gen_toks"]), {"limit": o["limit"], "num_fewshot": 0, "seed": 0}
-    raise VptError(f"unknown evaluation task {task!r}; choose one of: {', '.join(TASKS)}")
+    """(lm-eval task config, evaluate() options) for a registered task (vpt.eval.registry)."""
+    return TASK_REGISTRY.get(task).build(cfg)
 
 
 def make_lm(checkpoint: Path, batch_size: int, max_length: int, device: str) -> Any:
@@ -72,26 +50,8 @@ def make_lm(checkpoint: Path, batch_size: int, max_length: int, device: str) -> 
                 max_length=max_length, dtype=dtype)
 
 
-def _rows(task: str, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    rows = []
-    for s in samples:
-        doc = s["doc"]
-        row: dict[str, Any] = {"doc_id": s["doc_id"], "id": doc.get("id")}
-        if task == "mmlu":
-            lls = [float(r[0]) for r in s["filtered_resps"]]
-            row.update(subject=doc["subject"], loglikelihoods=lls, prediction=int(np.argmax(lls)), gold=int(doc["answer"]), correct=bool(s["acc"]))
-        elif task == "gsm8k":
-            out = s["filtered_resps"][0]
-            row.update(completion=out, extracted=extract_gsm8k(out), gold=normalize_number(doc["final_answer"]), correct=bool(s["exact_match"]))
-        elif task == "gsm8k_passk":
-            outs = s["filtered_resps"][0]
-            row.update(completions=outs, extracted=[extract_gsm8k(o) for o in outs], gold=normalize_number(doc["final_answer"]),
-                       **{k: v for k, v in s.items() if k.startswith("pass@")})
-        else:
-            out = s["filtered_resps"][0]
-            row.update(config=doc.get("config"), completion=out, extracted=extract_omega(out),
-                       gold=normalize_omega(doc["ground_truth"]), correct=bool(s["exact_match"]))
-        rows.append(row)
+def _rows(row: Callable[[dict[str, Any]], dict[str, Any]], samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = [{"doc_id": s["doc_id"], "id": s["doc"].get("id"), **row(s)} for s in samples]
     return sorted(rows, key=lambda r: r["doc_id"])
 
 
@@ -99,6 +59,7 @@ def evaluate(lm: Any, task: str, task_cfg: dict[str, Any], limit: int | None, nu
     import lm_eval
     from lm_eval.tasks import TaskManager
 
+    entry = TASK_REGISTRY.get(task)
     t0 = time.perf_counter()
     res = lm_eval.simple_evaluate(
         model=lm, tasks=[task_cfg], num_fewshot=num_fewshot, limit=limit, log_samples=True,
@@ -107,20 +68,9 @@ def evaluate(lm: Any, task: str, task_cfg: dict[str, Any], limit: int | None, nu
     )
     seconds = time.perf_counter() - t0
     name = task_cfg["task"]
-    rows = _rows(task, res["samples"][name])
+    rows = _rows(entry.row, res["samples"][name])
     metrics = {k.split(",")[0]: v for k, v in res["results"][name].items() if "," in k and "stderr" not in k}
-    if task == "mmlu":
-        by_subject: dict[str, list[bool]] = {}
-        for r in rows:
-            by_subject.setdefault(r["subject"], []).append(r["correct"])
-        per_subject = {s: float(np.mean(v)) for s, v in sorted(by_subject.items())}
-        metrics = {"acc_micro": float(np.mean([r["correct"] for r in rows])), "acc_macro": float(np.mean(list(per_subject.values()))),
-                   "subjects": len(per_subject), "per_subject": per_subject}
-    if task.startswith("omega"):
-        by_config: dict[str, list[bool]] = {}
-        for r in rows:
-            by_config.setdefault(str(r["config"]), []).append(r["correct"])
-        metrics["per_config"] = {c: float(np.mean(v)) for c, v in sorted(by_config.items())}
+    metrics = entry.summarize(metrics, rows)
     summary = {
         "task": task, "examples": len(rows), "metrics": metrics,
         "throughput": {"seconds": round(seconds, 3), "examples_per_s": round(len(rows) / seconds, 3)},

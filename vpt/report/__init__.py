@@ -1,21 +1,32 @@
 """Tables and figures of the paper's language experiments, built from evaluation records.
 
 Records are a long DataFrame with the columns in `COLUMNS` (one row per group, run,
-checkpoint, task and metric, values as fractions); see `vpt.report.records`.
+checkpoint, task and metric, values as fractions); see `vpt.report.records`. Which reports
+exist, what each reads and how it is built: `vpt.report.registry`.
+
+The names below are imported from their modules on first use (PEP 562), so that importing
+vpt.report.registry (the CLI's parser, the Snakefile) does not load pandas and matplotlib.
 """
 
-from vpt.report.build import report_files, write_report
-from vpt.report.figures import passk_scores, plot_coverage, plot_passk, plot_tokens, save_figure
-from vpt.report.records import COLUMNS, Layout, as_layout, check_records, checkpoint_scores, seed_scores
-from vpt.report.render import to_csv, to_latex, to_markdown, write_table
-from vpt.report.select import select_best_lr, summarize
-from vpt.report.tables import table1, table2, table4, table_decontaminated, transfer_scores
+from __future__ import annotations
 
-__all__ = [
-    "COLUMNS", "Layout", "as_layout", "check_records", "checkpoint_scores", "seed_scores",
-    "select_best_lr", "summarize",
-    "table1", "table2", "table4", "table_decontaminated", "transfer_scores",
-    "to_csv", "to_latex", "to_markdown", "write_table",
-    "passk_scores", "plot_coverage", "plot_passk", "plot_tokens", "save_figure",
-    "report_files", "write_report",
-]
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    "build": ("report_files", "write_report"),
+    "figures": ("passk_scores", "plot_coverage", "plot_passk", "plot_tokens", "save_figure"),
+    "records": ("COLUMNS", "Layout", "as_layout", "check_records", "checkpoint_scores", "seed_scores"),
+    "render": ("to_csv", "to_latex", "to_markdown", "write_table"),
+    "select": ("select_best_lr", "summarize"),
+    "tables": ("table1", "table2", "table4", "table_decontaminated", "transfer_scores"),
+}
+_MODULE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_MODULE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _MODULE:
+        raise AttributeError(f"module 'vpt.report' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"vpt.report.{_MODULE[name]}"), name)

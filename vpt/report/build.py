@@ -15,23 +15,15 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from vpt.errors import VptError
-from vpt.report.figures import plot_coverage, plot_passk, plot_tokens, save_figure
+from vpt.report.figures import save_figure
 from vpt.report.records import Layout, as_layout
+from vpt.report.registry import REPORT_REGISTRY, EvalReport
 from vpt.report.render import write_table
-from vpt.report.tables import table1, table2, table4, table_decontaminated
 
-TABLES: Mapping[str, Callable[[pd.DataFrame, Layout], pd.DataFrame]] = {
-    "table1": table1,
-    "table1b_decontaminated": table_decontaminated,
-    "table2": table2,
-    "table4": table4,
-}
-
-FIGURES: Mapping[str, Callable[[pd.DataFrame, Layout], Figure]] = {
-    "figure2_tokens": plot_tokens,
-    "figure3_coverage": plot_coverage,
-    "figure3_passk": plot_passk,
-}
+# The reports built from evaluation records, by kind, in registry order (vpt.report.registry).
+_FROM_EVALUATIONS = [r for _, r in REPORT_REGISTRY.items() if isinstance(r, EvalReport)]
+TABLES: Mapping[str, Callable[[pd.DataFrame, Layout], pd.DataFrame]] = {r.name: r.build() for r in _FROM_EVALUATIONS if r.kind == "table"}
+FIGURES: Mapping[str, Callable[[pd.DataFrame, Layout], Figure]] = {r.name: r.build() for r in _FROM_EVALUATIONS if r.kind == "figure"}
 
 NAMES: tuple[str, ...] = (*TABLES, *FIGURES)
 

@@ -8,10 +8,12 @@ from typing import Any
 
 from vpt.config import deep_update, section_defaults
 from vpt.errors import VptError
+from vpt.train.methods import METHOD_REGISTRY
 
-METHODS = ("ntp", "vpt", "random_feedback", "uniform_smoothing", "self_distill")
-VALUE_METHODS = ("vpt", "random_feedback")  # methods with a designer and meta-updates
-SOFT_METHODS = ("vpt", "random_feedback", "uniform_smoothing", "self_distill")
+# Derived from the method registry (vpt.train.methods); kept as names for the code that imports them.
+METHODS = METHOD_REGISTRY.names()
+VALUE_METHODS = METHOD_REGISTRY.where(lambda m: m.designer)  # methods with a designer and meta-updates
+SOFT_METHODS = METHOD_REGISTRY.where(lambda m: m.soft)
 
 
 # The fields have no defaults: every default of the `train:` section is written once, in the
@@ -88,8 +90,7 @@ class TrainConfig:
     lora: LoraSection
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise VptError(f"unknown method {self.method!r}; choose one of: {', '.join(METHODS)}")
+        METHOD_REGISTRY.get(self.method)  # an unknown method: VptError listing the choices
         if self.value.estimator not in ("autograd", "jvp", "finite_difference"):
             raise VptError(f"unknown estimator {self.value.estimator!r}; choose one of: autograd, jvp, finite_difference")
         if self.value.kind not in ("dot", "cosine"):

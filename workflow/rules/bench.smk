@@ -11,7 +11,8 @@ rule bench_decontaminate:
         "{VPT} bench decontaminate --docs 5000 --words 300 --workers {threads} --out {output} > {log} 2>&1"
 
 
-# The overhead benchmark (paper A.5) and Table 3: part of `all` when the config has bench.overhead.
+# The overhead benchmark (paper A.5): part of `all` when the config has bench.overhead (and with it
+# Table 3, a report: report.smk).
 # Its runs should have the node to themselves; ratios are side by side, so a busy node blurs
 # them less than it does the absolute numbers.
 if W.has_overhead_bench(config):
@@ -29,16 +30,6 @@ if W.has_overhead_bench(config):
             f"{LOGS}/bench/overhead.log",
         shell:
             "{LAUNCH} --kind bench --model {params.model} --name bench-overhead -- bench overhead --config {CONFIG} --out {output} > {log} 2>&1"
-
-    rule report_table3:
-        input:
-            str(W.paths.bench_result(config, "overhead")),
-        output:
-            W.table3_outputs(config),
-        log:
-            f"{LOGS}/report/table3.log",
-        shell:
-            "{VPT} report table3 --config {CONFIG} > {log} 2>&1"
 
 
 # Our ntp loop against transformers.Trainer on the default ntp run (embedded: the tiny base model).

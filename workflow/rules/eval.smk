@@ -12,7 +12,7 @@ rule eval:
     wildcard_constraints:
         run=RUN_ID,
         checkpoint=W.paths.CHECKPOINT_LABEL_PATTERN,
-        task="gsm8k|gsm8k_passk|mmlu|omega_id|omega_ood",
+        task=W.alternatives(W.TASK_REGISTRY.names()),  # the registered tasks (vpt.eval.registry)
     params:
         model=lambda wc: W.parse_run(config, wc.run).model,
     log:

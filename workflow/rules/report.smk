@@ -1,5 +1,5 @@
-# Tables and figures (vpt.report): pandas aggregation of the evaluations a report reads, laid out
-# like the paper. `snakemake results/tables/table1.md` builds only Table 1's inputs.
+# Tables and figures (vpt.report.registry): pandas aggregation of the evaluations (or the benchmark)
+# a report reads, laid out like the paper. `snakemake results/tables/table1.md` builds only Table 1's inputs.
 
 for _name in W.reports(config):
 

@@ -1,0 +1,234 @@
+"""vpt.registry and the three registries built on it (methods, evaluation tasks, reports): an
+unknown name is answered with the choices, and every registered entry is wired into each place
+that lists names (the config schema, the CLI, the config's reference check, the Snakefile)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from vpt import paths
+from vpt import workflow as W
+from vpt.cli import build_parser, main
+from vpt.config import ConfigError, load_schema, validate_config
+from vpt.errors import VptError
+from vpt.eval.registry import TASK_REGISTRY
+from vpt.registry import Registry, help_table
+from vpt.report.registry import REPORT_REGISTRY, BenchReport, EvalReport
+from vpt.train.methods import METHOD_REGISTRY
+
+from conftest import REPO
+from test_targets import embedded, paper  # noqa: F401  (the shared config fixtures)
+
+TASKS = ("gsm8k", "gsm8k_passk", "mmlu", "omega_id", "omega_ood")
+REPORTS = ("table1", "table1b_decontaminated", "table2", "table3", "table4", "figure2_tokens", "figure3_coverage", "figure3_passk")
+
+
+# --------------------------------------------------------------------------- mechanics
+
+
+def test_unknown_name_lists_the_choices_in_registration_order() -> None:
+    reg: Registry[int] = Registry("colour")
+    reg.register("red", 1)
+
+    @reg.register("green")
+    def green() -> int:
+        return 2
+
+    assert reg.names() == ("red", "green") and reg.get("green") is green and "red" in reg and len(reg) == 2
+    with pytest.raises(VptError, match=r"^unknown colour 'blue'; choose one of: red, green$"):
+        reg.get("blue")
+    assert reg.where(lambda e: e == 1) == ("red",)
+
+
+def test_a_name_is_registered_once() -> None:
+    reg: Registry[int] = Registry("colour")
+    reg.register("red", 1)
+    with pytest.raises(ValueError, match="colour 'red' is registered twice"):
+        reg.register("red", 2)
+
+
+def test_package_modules_register_themselves_on_first_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pkg = tmp_path / "vpt_test_plugins"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from vpt.registry import Registry\nREG = Registry('plugin', packages=('vpt_test_plugins',))\n")
+    (pkg / "b_second.py").write_text("from vpt_test_plugins import REG\nREG.register('b', 2)\n")
+    (pkg / "a_first.py").write_text("from vpt_test_plugins import REG\nREG.register('a', 1)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import vpt_test_plugins
+
+    try:
+        assert "vpt_test_plugins.a_first" not in sys.modules  # nothing imported until the registry is asked
+        assert vpt_test_plugins.REG.names() == ("a", "b")  # modules in name order
+        with pytest.raises(VptError, match="unknown plugin 'c'; choose one of: a, b"):
+            vpt_test_plugins.REG.get("c")
+    finally:
+        for name in [m for m in sys.modules if m.startswith("vpt_test_plugins")]:
+            del sys.modules[name]
+
+
+def test_help_table_aligns_the_help_column() -> None:
+    assert help_table([("a", "one"), ("long_name", "two")]).splitlines() == ["  a          one", "  long_name  two"]
+
+
+# --------------------------------------------------------------------------- methods
+
+
+def test_method_lists_derive_from_the_registry() -> None:
+    from vpt.grid import FEEDBACK_METHODS
+    from vpt.lab.config import LabConfig
+    from vpt.train.config import METHODS, SOFT_METHODS, VALUE_METHODS
+
+    assert METHODS == METHOD_REGISTRY.names() == ("ntp", "vpt", "random_feedback", "uniform_smoothing", "self_distill")
+    assert VALUE_METHODS == FEEDBACK_METHODS == ("vpt", "random_feedback")
+    assert SOFT_METHODS == ("vpt", "random_feedback", "uniform_smoothing", "self_distill")
+    lab = load_schema("lab")
+    assert lab["properties"]["lab"]["properties"]["methods"]["default"] == list(METHODS)
+    assert lab["$defs"]["method"]["enum"] == list(METHODS)
+
+
+def test_unknown_method_lists_the_registered_ones() -> None:
+    from vpt.train.config import TrainConfig
+
+    with pytest.raises(VptError, match=r"unknown method 'vtp'; choose one of: ntp, vpt, random_feedback, uniform_smoothing, self_distill$"):
+        TrainConfig.from_dict({"method": "vtp"})
+
+
+# --------------------------------------------------------------------------- the schema's enums
+
+
+def _at(schema: dict[str, Any], *keys: str) -> list[str]:
+    node: Any = schema
+    for k in keys:
+        node = node[k]
+    return list(node)
+
+
+def _enums(node: Any) -> list[list[Any]]:
+    if isinstance(node, dict):
+        return ([node["enum"]] if "enum" in node else []) + [e for v in node.values() for e in _enums(v)]
+    if isinstance(node, list):
+        return [e for v in node for e in _enums(v)]
+    return []
+
+
+def test_schema_enums_of_methods_and_tasks_equal_the_registries() -> None:
+    """The schema is plain YAML and keeps its own lists; this test is what keeps them equal."""
+    s = load_schema()["properties"]
+    group = s["grid"]["additionalProperties"]["properties"]
+    methods = list(METHOD_REGISTRY.names())
+    assert _at(s, "train", "properties", "method", "enum") == methods
+    assert _at(group, "methods", "items", "enum") == methods
+    assert _at(s, "probe", "properties", "methods", "items", "enum") == methods
+    tasks = list(TASK_REGISTRY.names())
+    assert _at(s, "eval", "properties", "tasks", "items", "enum") == tasks
+    assert _at(group, "tasks", "items", "enum") == tasks
+    # no other enum lists methods or tasks (a new one would escape the checks above)
+    assert sum(e == methods for e in _enums(s)) == 3 and sum(e == tasks for e in _enums(s)) == 2
+    assert not [e for e in _enums(s) if e not in (methods, tasks) and set(e) & (set(methods[1:]) | {"gsm8k_passk", "omega_id"})]
+
+
+def test_every_task_section_is_in_the_schema() -> None:
+    sections = set(load_schema()["properties"]["eval"]["properties"])
+    assert {sec for _, t in TASK_REGISTRY.items() for sec in t.sections} <= sections
+
+
+# --------------------------------------------------------------------------- evaluation tasks
+
+
+def test_every_task_builds_on_the_data_it_declares(embedded: dict) -> None:
+    assert TASK_REGISTRY.names() == TASKS
+    for name, task in TASK_REGISTRY.items():
+        task_cfg, opts = task.build(embedded)
+        files = {str(f) for f in task_cfg["dataset_kwargs"]["data_files"].values()}
+        declared = {str(paths.raw_split(embedded, d, s)) for _, d, s in task.needs(embedded["eval"])}
+        assert declared and declared <= files, name
+        assert set(opts) == {"limit", "num_fewshot", "seed"}
+        assert set(W.eval_settings(embedded, name)) == {"batch_size", "max_length", *task.sections}
+
+
+def test_unknown_task_lists_the_registered_ones(embedded: dict) -> None:
+    from vpt.eval.run import task_config
+
+    with pytest.raises(VptError, match=f"unknown evaluation task 'gsm9k'; choose one of: {', '.join(TASKS)}$"):
+        task_config(embedded, "gsm9k")
+
+
+def test_config_reference_check_reads_each_tasks_declared_data(embedded: dict) -> None:
+    import copy
+
+    cfg = copy.deepcopy(embedded)
+    cfg["eval"]["tasks"] = ["omega_ood"]
+    cfg["eval"]["omega"]["ood_split"] = "test_sideways"
+    with pytest.raises(ConfigError, match=r"key 'eval.omega.split': dataset 'omega' has no split 'test_sideways'"):
+        validate_config(cfg)
+
+
+def test_snakemake_task_constraint_matches_exactly_the_registered_tasks() -> None:
+    pattern = W.alternatives(TASK_REGISTRY.names())
+    assert all(re.fullmatch(pattern, t) for t in TASKS)
+    assert not re.fullmatch(pattern, "gsm8k_pass") and not re.fullmatch(pattern, "mmlu2")
+    assert "task=W.alternatives(W.TASK_REGISTRY.names())" in (REPO / "workflow/rules/eval.smk").read_text()
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def test_reports_are_registered_with_resolvable_builders_and_registered_tasks() -> None:
+    from vpt.report.build import NAMES
+
+    assert REPORT_REGISTRY.names() == REPORTS
+    for name, report in REPORT_REGISTRY.items():
+        assert report.name == name and report.kind in ("table", "figure")
+        if isinstance(report, EvalReport):
+            assert callable(report.build())
+            assert {t for _, tasks in report.reads for t in tasks} | {report.primary[1]} <= set(TASKS)
+            assert report.primary in [(g, t) for g, tasks in report.reads for t in tasks]
+        else:
+            assert isinstance(report, BenchReport) and report.kind == "table"
+    assert NAMES == tuple(n for n, r in REPORT_REGISTRY.items() if isinstance(r, EvalReport))
+
+
+def test_the_paper_builds_every_registered_report(paper: dict, embedded: dict) -> None:
+    assert tuple(W.reports(paper)) == REPORTS
+    assert W.report_inputs(paper, "table3") == ["results/bench/overhead.json"]
+    assert W.report_outputs(paper, "table3") == [f"results/tables/table3.{x}" for x in ("md", "csv", "tex")]
+    assert W.report_outputs(paper, "figure3_passk") == [f"results/figures/figure3_passk.{x}" for x in ("png", "pdf")]
+    no_bench = {**embedded, "bench": {}}
+    assert "table3" in W.reports(embedded) and "table3" not in W.reports(no_bench)
+
+
+def test_unknown_report_lists_the_registered_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", "table5", "--config", str(REPO / "config/config.yaml")]) == 2
+    assert f"unknown report 'table5'; choose one of: {', '.join(REPORTS)}" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the CLI
+
+
+def _help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*argv, "--help"])
+    return capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, registry", [(["train"], METHOD_REGISTRY), (["eval"], TASK_REGISTRY), (["report"], REPORT_REGISTRY)])
+def test_help_lists_every_registered_name_with_its_help(argv: list[str], registry: Registry[Any],
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    out = _help(argv, capsys)
+    for name, entry in registry.items():
+        assert re.search(rf"^  {re.escape(name)} +{re.escape(entry.help)}$", out, re.M), (name, out)
+
+
+@pytest.mark.parametrize("argv, flag", [(["train"], "--method"), (["probe"], "--method"), (["eval", "--task", "mmlu"], "--task")])
+def test_choices_come_from_the_registries(argv: list[str], flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    parser = build_parser()
+    for name in (METHOD_REGISTRY if flag == "--method" else TASK_REGISTRY).names():
+        parser.parse_args([*argv, flag, name])
+    with pytest.raises(SystemExit):
+        parser.parse_args([*argv, flag, "nope"])
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
