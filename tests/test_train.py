@@ -196,7 +196,7 @@ def test_probe_pairs_and_statistics(world: dict) -> None:
 
     from vpt.language.data import FeedbackSet, PackedBatches
     from vpt.stats import pearson, pearson_ci
-    from vpt.train.probe import run_probe
+    from vpt.language.probe import run_probe
     from vpt.value.scope import scope_parameters
 
     t = make(world, "probe", "ntp")

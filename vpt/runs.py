@@ -105,13 +105,13 @@ def load_trained(ckpt_dir: Path, tcfg: TrainConfig) -> tuple[PreTrainedModel, Ta
 
 
 def probe(cfg: Config, method: str, checkpoint: str | Path | None = None, out: str | Path | None = None) -> tuple[dict[str, Any], Path]:
-    """The A.6 probe (vpt.train.probe.run_probe) of `method`'s default run, or of the model saved
+    """The A.6 probe (vpt.language.probe.run_probe) of `method`'s default run, or of the model saved
     in `checkpoint`, written to `out` (default: the workflow's path); (result, where it went)."""
     import torch
 
     from vpt.data.tokenizer import load_tokenizer
     from vpt.language.data import FeedbackSet, PackedBatches
-    from vpt.train.probe import run_probe
+    from vpt.language.probe import run_probe
     from vpt.value.scope import scope_parameters
 
     tcfg, spec = train_setup(cfg, resolve_run(cfg, None, method), None)

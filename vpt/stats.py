@@ -1,5 +1,5 @@
 """Statistics of the project, on scipy.stats: one copy for the lab (vpt.lab) and the probe
-(vpt.train.probe).
+(vpt.language.probe).
 
     mean_ci(x)             mean and Student-t interval (scipy.stats.ttest_1samp)
     paired(a, b)           paired t-test and the interval of the mean difference

@@ -25,9 +25,9 @@ steps; the non-target families' loss and token accuracy.
 Tuning (vpt.lab.tune): the same number of trials per method on the validation split at a seed
 outside the report's seeds; the chosen values are pinned in lab.method_train, and the tuning
 summary says whether the pins are the winners.
-Statistics (vpt.stats, shared with vpt.train.probe): mean and Student-t 95% CI over seeds;
+Statistics (vpt.stats, shared with vpt.language.probe): mean and Student-t 95% CI over seeds;
 paired t-test and exact Wilcoxon signed-rank against ntp on the final metric; Pearson r with a
-BCa bootstrap CI for the A.6 probe (vpt.lab.probe, which reuses vpt.train.probe).
+BCa bootstrap CI for the A.6 probe (vpt.lab.probe, which reuses vpt.language.probe).
 The designer (vpt.lab.alpha): alpha per problem family and per kind of target token (numbers,
 operators, words, other) on documents of every family.
 

@@ -23,7 +23,7 @@ from vpt.models.designer import DesignerConfig, TaskDesigner
 from vpt.models.learner import load_learner
 from vpt.train.config import VALUE_METHODS
 from vpt.language.data import FeedbackSet, PackedBatches
-from vpt.train.probe import run_probe
+from vpt.language.probe import run_probe
 from vpt.value.scope import scope_parameters
 
 
