@@ -13,112 +13,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
-from vpt.data.synth import FAMILIES
 from vpt.io import write_json, write_text
 from vpt.lab import paths
-from vpt.lab.alpha import summarize
+from vpt.lab.analysis import HIGHER_IS_BETTER, alpha_analysis, curves, in_distribution, metrics_of, value_signal
 from vpt.lab.config import LabConfig
-from vpt.lab.data import read_split
 from vpt.lab.figures import plot_curves, plot_probe
-from vpt.lab.run import (conflict_alpha, conflict_masks, conflict_tokens, designer_alpha_table, lab_tokenizer,
-                         load_evals, train_config)
+from vpt.lab.run import conflict_tokens, load_evals, train_config
 from vpt.stats import mean_ci, paired, pearson, pearson_ci
-
-METRICS = {"token_accuracy": "held-out answer-token accuracy (teacher-forced argmax)",
-           "answer_loss": "held-out answer loss (lower is better)", "accuracy": "held-out greedy accuracy",
-           "nontarget_token_accuracy": "non-target families' answer-token accuracy",
-           "nontarget_answer_loss": "non-target families' answer loss (lower is better)"}
-HIGHER_IS_BETTER = {"token_accuracy": True, "answer_loss": False, "accuracy": True, "nontarget_token_accuracy": True,
-                    "nontarget_answer_loss": False, "conflict_token_accuracy": True}
-CONFLICT_METRIC = {"conflict_token_accuracy": "held-out accuracy at the conflict's token"}
-
-
-def metrics_of(cfg: LabConfig) -> dict[str, str]:
-    """The report's metrics: the fixed ones, plus the conflict's token with a conflicting source."""
-    return {**METRICS, **(CONFLICT_METRIC if cfg.conflict else {})}
-
-
-def curves(cfg: LabConfig, out: Path) -> pd.DataFrame:
-    rows = []
-    for m in cfg.methods:
-        for s in cfg.seeds:
-            for r in load_evals(out, m, s)["evals"]:
-                rows.append({"method": m, "seed": s, "step": r["step"], **{k: r[k] for k in metrics_of(cfg)}})
-    return pd.DataFrame(rows)
-
-
-def alpha_analysis(cfg: LabConfig, out: Path) -> dict[str, Any]:
-    """Alpha of each vpt seed's final designer on alpha_docs (n documents of every family)."""
-    data = paths.data_dir(out)
-    docs = read_split(data, "alpha_docs")
-    table = pd.concat([designer_alpha_table(cfg, data, paths.run_model(out, "vpt", s), train_config(cfg, "vpt", s), docs)
-                       .assign(seed=s) for s in cfg.seeds], ignore_index=True)
-    res = summarize(table)
-    others = [f for f in FAMILIES if f != cfg.target]
-    res["by_seed_target_minus_rest"] = {
-        int(s): float(g[g.family == cfg.target].alpha.mean() - g[g.family.isin(others)].alpha.mean())
-        for s, g in table.groupby("seed")
-    }
-    if cfg.conflict:  # alpha where the label is the conflict's token, clean vs as the conflicting source writes it
-        prev, clean, bad = conflict_tokens(cfg)
-        res["conflict"] = {"prev": prev, "clean": clean, "conflicting": bad,
-                           "by_seed": {int(s): conflict_alpha(cfg, data, g) for s, g in table.groupby("seed")}}
-    return res
-
-
-def value_signal(cfg: LabConfig, out: Path) -> dict[str, Any]:
-    """dV/dalpha per answer token at the base model (vpt.lab.signal), by family and, with a
-    conflict, at the conflict's token: what the value signal asks the designer for."""
-    from vpt.lab.data import feedback_table
-    from vpt.lab.signal import alpha_gradient_table, mean_feedback_gradient
-    from vpt.models.learner import load_learner
-    from vpt.language.data import FeedbackSet
-    from vpt.value.scope import scope_parameters
-
-    tcfg = train_config(cfg, "vpt", cfg.seeds[0])
-    data = paths.data_dir(out)
-    model = load_learner(str(paths.base_model(out)), None, torch.float32, "sdpa").eval()
-    tok = lab_tokenizer(data)
-    params = [p for _, p in scope_parameters(model, tcfg.value.scope)]
-    fb = tcfg.feedback
-    fset = FeedbackSet(feedback_table(read_split(data, "feedback"), "fb"), tok, fb.n, fb.seed, fb.max_len)
-    g_down = mean_feedback_gradient(model, params, fset, 8, fb.batch_size, seed=0)
-    table = alpha_gradient_table(model, params, g_down, tok, read_split(data, "alpha_docs"), tcfg.designer.K)
-
-    def agg(g: pd.DataFrame) -> dict[str, float]:
-        x = g["dV_dalpha"]
-        return {"mean": float(x.mean()), "share_positive": float((x > 0).mean()), "mean_abs": float(x.abs().mean()), "n": int(len(x))}
-
-    res: dict[str, Any] = {"by_family": {f: agg(g) for f, g in table.groupby("family")}}
-    if cfg.conflict:
-        prev, clean, bad = conflict_tokens(cfg)
-        names = {"conflicting": f"`{bad.strip()}` after `{prev.strip()}` (conflicting)",
-                 "clean": f"`{clean.strip()}` after `{prev.strip()}` (clean)", "elsewhere": "every other answer token"}
-        masks = conflict_masks(cfg, data, table)
-        res["conflict"] = {names[k]: agg(table[masks[k]]) for k in ("conflicting", "clean", "elsewhere")}
-    return res
-
-
-def in_distribution(cfg: LabConfig, out: Path) -> pd.DataFrame:
-    """Final answer loss and token accuracy on target-family problems from the *training*
-    templates with unseen numbers (the probe split: never trained on, not in the feedback set).
-    A secondary metric, added after seeing v1's held-out-template results; reported as such."""
-    from vpt.lab.evaluate import answer_scores
-    from vpt.models.learner import load_learner
-
-    docs = read_split(paths.data_dir(out), "probe")
-    tok = lab_tokenizer(paths.data_dir(out))
-
-    def score(path: Path) -> dict[str, float]:
-        loss, acc = answer_scores(load_learner(str(path), None, torch.float32, "sdpa").eval(), tok, docs)
-        return {"id_answer_loss": float(loss.mean()), "id_token_accuracy": float(acc.mean())}
-
-    rows = [{"method": m, "seed": s, **score(paths.run_model(out, m, s))} for m in cfg.methods for s in cfg.seeds]
-    rows.append({"method": "base", "seed": -1, **score(paths.base_model(out))})
-    return pd.DataFrame(rows)
-
 
 def _conflict_prob_lines(cfg: LabConfig, out: Path, summary: dict[str, Any]) -> list[str]:
     """The learner's probability of the clean and the conflicting token at the conflict's position
@@ -174,8 +76,25 @@ def build_report(cfg: LabConfig, out: Path) -> dict[str, Any]:
     df = curves(cfg, out)
     final = df[df.step == cfg.steps]
     plot_curves(df, METRICS, cfg.methods, paths.figure(out, "curves"))
-    lines = [f"# Lab report: value feedback on a tiny learner ({len(cfg.seeds)} seeds, {cfg.steps} learner steps)", ""]
     data = json.loads(paths.data_summary(paths.data_dir(out)).read_text())
+    summary: dict[str, Any] = {"final": {}, "paired_vs_ntp": {}}
+    lines = _protocol_lines(cfg, out, data) + _compute_lines(cfg, out) + _curve_lines(cfg, df, METRICS)
+    lines += _paired_lines(cfg, out, final, METRICS, summary)
+    lines += _in_distribution_lines(cfg, out, summary)
+    lines += _probe_lines(cfg, out, summary)
+    lines += _signal_lines(cfg, out, summary)
+    lines += _alpha_lines(cfg, out, summary)
+    goal = _goal(summary, cfg.primary_metric)
+    summary["goal"] = goal
+    lines += ["## Goal check", ""] + [f"- {k}: **{'met' if v['met'] else 'not met'}** ({v['detail']})" for k, v in goal.items()]
+    lines.append("")
+    write_json(paths.report_summary(out), summary)
+    write_text(paths.report(out), "\n".join(lines) + "\n")
+    return summary
+
+
+def _protocol_lines(cfg: LabConfig, out: Path, data: dict[str, Any]) -> list[str]:
+    lines = [f"# Lab report: value feedback on a tiny learner ({len(cfg.seeds)} seeds, {cfg.steps} learner steps)", ""]
     lines += ["## Protocol", "",
               f"- corpus: {data['documents']['corpus']} generated problems, target family `{cfg.target}` at "
               f"{data['target_share_realized']:.1%} of documents, only its training templates {cfg.train_templates}",
@@ -188,6 +107,11 @@ def build_report(cfg: LabConfig, out: Path) -> dict[str, Any]:
               f"- primary metric, fixed before the runs: `{cfg.primary_metric}` on the evaluation split at the last step",
               *_tuning_lines(cfg, out),
               *_history_lines(cfg, data), ""]
+    return lines
+
+
+def _compute_lines(cfg: LabConfig, out: Path) -> list[str]:
+    lines: list[str] = []
     secs = {m: [json.loads(paths.run_summary(out, m, s).read_text()) for s in cfg.seeds] for m in cfg.methods}
     base_info = json.loads(paths.base_summary(out).read_text())
     lines += ["## Compute (1 thread per job)", "", f"- base pretraining: {cfg.base.get('steps')} steps, "
@@ -195,6 +119,11 @@ def build_report(cfg: LabConfig, out: Path) -> dict[str, Any]:
     lines += [f"| {m} | {np.mean([r['train_seconds'] for r in v]):.0f} | {np.mean([r['eval_seconds'] for r in v]):.0f} |"
               for m, v in secs.items()]
     lines.append("")
+    return lines
+
+
+def _curve_lines(cfg: LabConfig, df: pd.DataFrame, METRICS: dict[str, str]) -> list[str]:  # noqa: N803
+    lines: list[str] = []
     lines += ["## Downstream metrics against learner steps", "", "![curves](curves.png)", "",
               "| method | step | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
     for m in cfg.methods:
@@ -203,7 +132,12 @@ def build_report(cfg: LabConfig, out: Path) -> dict[str, Any]:
             lines.append(f"| {m} | {step} | " + " | ".join(_fmt_ci(mean_ci(g[k].to_numpy())) for k in METRICS) + " |")
     lines += ["", "Mean over seeds [95% t-interval].", ""]
 
-    summary: dict[str, Any] = {"final": {}, "paired_vs_ntp": {}}
+    return lines
+
+
+def _paired_lines(cfg: LabConfig, out: Path, final: pd.DataFrame, METRICS: dict[str, str],  # noqa: N803
+                  summary: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
     lines += ["## Final comparison against ntp (paired across seeds)", "",
               "| method | metric | mean(method - ntp) [95% CI] | t | p (paired t) | p (Wilcoxon) | seeds better |",
               "|---|---|---|---|---|---|---|"]
@@ -229,6 +163,11 @@ def build_report(cfg: LabConfig, out: Path) -> dict[str, Any]:
     if cfg.conflict:
         lines += _conflict_prob_lines(cfg, out, summary)
 
+    return lines
+
+
+def _in_distribution_lines(cfg: LabConfig, out: Path, summary: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
     idf = in_distribution(cfg, out)
     summary["in_distribution"] = {}
     b = idf[idf.method == "base"].iloc[0]
@@ -255,6 +194,11 @@ def build_report(cfg: LabConfig, out: Path) -> dict[str, Any]:
                          f"{pr.p_t:.3g} | {pr.p_wilcoxon:.3g} | {pr.wins}/{pr.n} |")
     lines.append("")
 
+    return lines
+
+
+def _probe_lines(cfg: LabConfig, out: Path, summary: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
     probe_path = paths.probe_result(out)
     if probe_path.exists():
         probe = json.loads(probe_path.read_text())
@@ -276,6 +220,11 @@ def build_report(cfg: LabConfig, out: Path) -> dict[str, Any]:
                          f"{r['sign_agreement']:.2f} |")
         lines.append("")
 
+    return lines
+
+
+def _signal_lines(cfg: LabConfig, out: Path, summary: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
     sig = value_signal(cfg, out)
     summary["value_signal"] = sig
     lines += ["## What the value signal asks for (base model, before any designer training)", "",
@@ -286,6 +235,11 @@ def build_report(cfg: LabConfig, out: Path) -> dict[str, Any]:
         lines.append(f"| {name} | {v['mean']:+.4f} | {v['share_positive']:.2f} | {v['mean_abs']:.4f} | {v['n']} |")
     lines.append("")
 
+    return lines
+
+
+def _alpha_lines(cfg: LabConfig, out: Path, summary: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
     if "vpt" in cfg.methods:
         al = alpha_analysis(cfg, out)
         summary["alpha"] = al
@@ -307,13 +261,7 @@ def build_report(cfg: LabConfig, out: Path) -> dict[str, Any]:
             lines += [f"| {s} | {v['clean']:.4f} | {v['conflicting']:.4f} | {v['elsewhere']:.4f} |" for s, v in c["by_seed"].items()]
             lines.append("")
 
-    goal = _goal(summary, cfg.primary_metric)
-    summary["goal"] = goal
-    lines += ["## Goal check", ""] + [f"- {k}: **{'met' if v['met'] else 'not met'}** ({v['detail']})" for k, v in goal.items()]
-    lines.append("")
-    write_json(paths.report_summary(out), summary)
-    write_text(paths.report(out), "\n".join(lines) + "\n")
-    return summary
+    return lines
 
 
 def _goal(s: dict[str, Any], metric: str) -> dict[str, Any]:
