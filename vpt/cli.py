@@ -41,12 +41,12 @@ def _add_launch(top: Any) -> None:
              "Example:\n"
              "  vpt launch --kind train --model qwen1.5-4b --name train-vpt --config C -- train --method vpt --config C")
     _add_config(p)
-    from vpt.launch import KINDS  # light: the module imports submitit only when submitting
+    from vpt.launch import BACKENDS, KINDS  # light: the module imports submitit only when submitting
 
     p.add_argument("--kind", required=True, choices=KINDS, help="which resources apply")
     p.add_argument("--model", default="-", help="model key for KIND/MODEL resources ('-': none)")
     p.add_argument("--name", help="job name, also the log folder (default: KIND-MODEL)")
-    p.add_argument("--launcher", choices=["inline", "local", "slurm"], help="override the config's `launcher:`")
+    p.add_argument("--launcher", choices=BACKENDS, help="override the config's `launcher:`")
     p.add_argument("argv", nargs="*", metavar="-- ARGV", help="the vpt command to run, after `--`")
 
 
