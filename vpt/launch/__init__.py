@@ -10,7 +10,7 @@ Inside a local or SLURM job, VptJob runs `python -m vpt <argv>` as a child proce
 time-out or preemption signal reaches a trainer that can finish its step, checkpoint and exit
 with EXIT_PREEMPTED; submitit then requeues the job and the rerun resumes from the checkpoint.
 Every backend runs the package's entry point, vpt/__main__.py, by name (inline through runpy), so
-this package does not import vpt.cli, which imports it for `vpt launch`.
+this package does not depend on the CLI module (which depends on it for `vpt launch`).
 Importable without torch: the login node only needs submitit and the config.
 
 The package: settings (job kinds, launchers, the `slurm:` settings and resources merging), job
