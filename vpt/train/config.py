@@ -67,7 +67,10 @@ class LoraSection:
 class TrainConfig:
     method: str
     steps: int
-    batch_size: int
+    batch_size: int  # global rows of one optimizer step
+    micro_batch_size: int | None  # rows of one forward; None: the whole per-rank batch
+    loss_chunk_tokens: int  # tokens per chunk of the LM head + loss (vpt.losses.chunked)
+    activation_checkpointing: bool
     lr: float
     min_lr_ratio: float
     warmup_steps: int
