@@ -14,6 +14,8 @@ ask it to.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
@@ -47,8 +49,8 @@ class RuleFeedback:
     def update_head(self, generator: torch.Generator) -> dict[str, float]:
         return {}
 
-    def loss(self, generator: torch.Generator) -> torch.Tensor:
-        return ntp_loss(self.model, *_rows([(A, X), (B, Z)], 8, generator))
+    def losses(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        yield ntp_loss(self.model, *_rows([(A, X), (B, Z)], 8, generator))
 
 
 def _train_designer(method: str, meta_steps: int = 40) -> tuple[float, float]:

@@ -13,7 +13,9 @@ import torch
 from vpt.data.pack import PackConfig, pack
 from vpt.data.synth import SynthConfig, generate
 from vpt.data.tokenizer import corpus_texts, load_tokenizer, train_bpe
-from vpt.language.objective import Shifted, learner_loss, logits_of, step_targets
+from vpt.language.objective import (Shifted, chunked_learner_loss, hidden_of, learner_loss, logits_of, step_targets,
+                                    targets_from_topk)
+from vpt.losses.chunked import Head, head_topk
 from vpt.language.task import RunSpec, language_trainer
 from vpt.losses.soft_target import candidate_logprobs
 from vpt.train.config import METHODS, TrainConfig
@@ -88,9 +90,11 @@ def test_learner_never_sees_feedback_labels(world: dict) -> None:
         p.data.copy_(q)
     b.designer = copy.deepcopy(a.designer)
     b.designer.load_state_dict(designer0)
-    logits = logits_of(b.model, ids)
-    sh = Shifted.of(ids, labels, logits.dtype)
-    loss, _ = learner_loss(logits, sh, step_targets("vpt", logits, sh, 5, 0.25, b.designer))
+    h = hidden_of(b.model, ids)
+    head = Head.of(b.model, b.cfg.loss_chunk_tokens)
+    sh = Shifted.of(ids, labels, head.loss_dtype)
+    top_vals, cand = head_topk(h, head, 5)
+    loss, _ = chunked_learner_loss(h, head, sh, targets_from_topk("vpt", top_vals, cand, sh, 0.25, b.designer, head.loss_dtype))
     loss.backward()
     torch.nn.utils.clip_grad_norm_(b.params, b.cfg.grad_clip)
     for g in b.opt.param_groups:

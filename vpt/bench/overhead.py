@@ -153,7 +153,8 @@ def measure_estimators(arm: str, s: dict[str, Any]) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="vpt-bench-") as run_dir:
         t = _trainer("vpt", {**s, "meta_every": 10**9}, run_dir)
         t.train_step()  # a step so the designer is in a training state; no meta update
-        step = t.task.learner_step(t.task.next_batch(), True, t._autocast(), t._phase)  # kept for a meta step
+        step = t.task.learner_step(t.task.next_batch(), True, t._autocast, t._phase,
+                                   backward=lambda loss: None)  # kept for a meta step; no learner update
         scope = [p for _, p in t.scope]
         g_down, _ = t.downstream_gradient()
         fast = t.task.value_objective(step, t.scope)

@@ -1,13 +1,17 @@
 """Language as a task of the value trainer (vpt.train.task): a causal LM learner on packed rows,
 soft targets over its top-K from the designer, and GSM8K-style feedback through one evaluator.
 
-Per learner step: packed batch -> learner forward -> top-K candidates -> the designer's soft
-target (detached; as the designer was before this step's meta update) -> CE(q, p_theta).
+Per learner step, for each micro-batch of the packed batch (train.micro_batch_size): learner
+forward to the last hidden states -> top-K candidates (chunked LM head) -> the designer's soft
+target (detached; as the designer was before this step's meta update) -> CE(q, p_theta) through
+the chunked head, normalised by the whole batch's labeled count -> backward. The micro-batch
+losses and gradients add up to the whole batch's.
 """
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,12 +23,14 @@ from torch import nn
 from vpt.errors import VptError
 from vpt.io import fingerprint
 from vpt.language.data import FeedbackSet, PackedBatches
-from vpt.language.objective import LanguageValueObjective, Shifted, learner_loss, logits_of, ntp_loss, step_targets
+from vpt.language.objective import (LanguageValueObjective, Shifted, StepTargets, chunked_learner_loss, hidden_of, labeled,
+                                    ntp_loss, targets_from_topk)
+from vpt.losses.chunked import Head, head_topk
 from vpt.models.designer import DesignerConfig, TaskDesigner
 from vpt.models.learner import add_lora, build_from_architecture, load_learner
 from vpt.train.config import VALUE_METHODS, TrainConfig
 from vpt.train.loop import Trainer
-from vpt.train.task import LearnerStep, Phase, Scope
+from vpt.train.task import Autocast, Backward, LearnerStep, Phase, Scope, micro_batches
 from vpt.value.boundary import ScopeBoundary, scope_boundary
 
 
@@ -44,20 +50,24 @@ class RunSpec:
 
 
 class FeedbackEvaluator:
-    """L_down: the answer-token loss of a batch of feedback examples (the only use of their labels)."""
+    """L_down: the answer-token loss of a batch of feedback examples (the only use of their labels).
+    `micro_batch`: rows per forward (None: all); `chunk`: tokens per chunk of the LM head (None: full logits)."""
 
     name = "feedback"
 
     def __init__(self, learner: nn.Module, feedback: FeedbackSet, batch_size: int, device: torch.device,
-                 weight: float = 1.0) -> None:
+                 weight: float = 1.0, micro_batch: int | None = None, chunk: int | None = None) -> None:
         self.learner, self.feedback, self.batch_size, self.device, self.weight = learner, feedback, batch_size, device, weight
+        self.micro_batch, self.chunk = micro_batch, chunk
 
     def update_head(self, generator: torch.Generator) -> dict[str, float]:
         return {}  # the LM head is the learner's own
 
-    def loss(self, generator: torch.Generator) -> torch.Tensor:
-        ids, labels = (t.to(self.device) for t in self.feedback.sample(self.batch_size, generator))
-        return ntp_loss(self.learner, ids, labels)
+    def losses(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        ids, labels = self.feedback.sample(self.batch_size, generator)
+        denom = labeled(ids, labels).to(self.device)
+        for rows in micro_batches(len(ids), self.micro_batch):
+            yield ntp_loss(self.learner, ids[rows].to(self.device), labels[rows].to(self.device), self.chunk, denom)
 
 
 class LanguageTask:
@@ -96,6 +106,8 @@ class LanguageTask:
         self.units_per_batch = self.data.tokens_per_batch
         self.learner = self._learner(resume_from).to(device)
         self.learner.train()
+        if cfg.activation_checkpointing:  # recompute each block in backward: activations of one block at a time
+            self.learner.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if cfg.method in VALUE_METHODS:
             self._init_value()
 
@@ -126,7 +138,8 @@ class LanguageTask:
             raise VptError(f"method {cfg.method!r} needs a feedback set (train.feedback)")
         fb = cfg.feedback
         feedback = FeedbackSet(self.spec.feedback_table, self.tok, fb.n, fb.seed, fb.max_len)
-        self.evaluators = [FeedbackEvaluator(self.learner, feedback, fb.batch_size, self.device)]
+        self.evaluators = [FeedbackEvaluator(self.learner, feedback, fb.batch_size, self.device,
+                                             micro_batch=cfg.micro_batch_size, chunk=cfg.loss_chunk_tokens)]
         designer_dtype = torch.float64 if self.param_dtype == torch.float64 else torch.float32  # kept in fp32
         self.designer = TaskDesigner(DesignerConfig.for_learner(self.learner, cfg.designer)).to(self.device, designer_dtype)
         if cfg.value.scope_cache:
@@ -140,29 +153,48 @@ class LanguageTask:
     def _float(self) -> torch.dtype:
         return torch.float64 if self.param_dtype == torch.float64 else torch.float32
 
-    def learner_step(self, batch: tuple[torch.Tensor, torch.Tensor], meta: bool,
-                     autocast: contextlib.AbstractContextManager[Any], phase: Phase) -> LearnerStep:
-        ids, labels = (t.to(self.device) for t in batch)
-        keep = self.boundary.capture(ids) if meta and self.boundary is not None else contextlib.nullcontext()
-        with autocast, keep:
-            logits = logits_of(self.learner, ids)
-        logits = logits.to(self._float)  # (B, T, vocab)
-        b = Shifted.of(ids, labels, logits.dtype)
-        with phase("soft_targets"):
-            targets = step_targets(self.cfg.method, logits, b, self.cfg.designer.K, self.cfg.alpha_fixed, self.designer)
-        loss, ce = learner_loss(logits, b, targets)
-        metrics = {"ce": ce}
-        if targets.alpha is not None:
-            a = targets.alpha[b.mask.bool()]
+    def learner_step(self, batch: tuple[torch.Tensor, torch.Tensor], meta: bool, autocast: Autocast,
+                     phase: Phase, backward: Backward) -> LearnerStep:
+        cfg = self.cfg
+        ids_all, labels_all = batch
+        denom = labeled(ids_all, labels_all).to(self.device)  # of the whole batch: micro-batch losses add up
+        losses, ces, alphas, parts = [], [], [], []
+        for rows in micro_batches(len(ids_all), cfg.micro_batch_size):
+            ids, labels = ids_all[rows].to(self.device), labels_all[rows].to(self.device)
+            keep = self.boundary.capture(ids) if meta and self.boundary is not None else contextlib.nullcontext()
+            with autocast(), keep:
+                h = hidden_of(self.learner, ids)  # (b, T, H)
+                head = Head.of(self.learner, cfg.loss_chunk_tokens)  # in the forward's dtypes
+            b = Shifted.of(ids, labels, head.loss_dtype)
+            with phase("soft_targets"):
+                targets = self._targets(h, head, b)
+            loss, ce = chunked_learner_loss(h, head, b, targets, denom)
+            backward(loss)
+            losses.append(loss.detach())
+            ces.append(ce)
+            if targets.alpha is not None:
+                alphas.append(targets.alpha[b.mask.bool()])
+            parts.append((ids, labels, targets.cand))
+        metrics = {"ce": _total(ces)}
+        if alphas:
+            a = torch.cat(alphas)
             metrics.update(alpha_mean=a.mean(), alpha_std=a.std() if a.numel() > 1 else torch.zeros(()))
-        return LearnerStep(loss, metrics, (ids, labels, targets.cand))
+        return LearnerStep(_total(losses), metrics, (parts, denom) if meta else None)
 
-    def value_objective(self, step: LearnerStep, scope: Scope, fast_paths: bool = True) -> LanguageValueObjective:
-        """`fast_paths=False`: without the scope-boundary replay (the benchmark's plain reference)."""
-        assert self.designer is not None
-        ids, labels, cand = step.context
-        return LanguageValueObjective(self.learner, scope, self.designer, ids, labels, cand,
-                                      self.boundary if fast_paths else None)
+    def _targets(self, h: torch.Tensor, head: Head, b: Shifted) -> StepTargets:
+        if self.cfg.method == "ntp":
+            return StepTargets(None, None, None)
+        top_vals, cand = head_topk(h, head, self.cfg.designer.K)  # (b, T, K)
+        return targets_from_topk(self.cfg.method, top_vals, cand, b, self.cfg.alpha_fixed, self.designer, head.loss_dtype)
+
+    def value_objective(self, step: LearnerStep, scope: Scope, fast_paths: bool = True) -> list[LanguageValueObjective]:
+        """One objective per micro-batch of the step (their losses add up to the batch's).
+        `fast_paths=False`: without the scope-boundary replay (the benchmark's plain reference)."""
+        assert self.designer is not None and step.context is not None, "value_objective needs a step taken with meta=True"
+        parts, denom = step.context
+        return [LanguageValueObjective(self.learner, scope, self.designer, ids, labels, cand,
+                                       self.boundary if fast_paths else None, denom, self.cfg.loss_chunk_tokens)
+                for ids, labels, cand in parts]
 
     def end_meta_step(self) -> None:
         if self.boundary is not None:
@@ -188,6 +220,11 @@ class LanguageTask:
         """A directory AutoModelForCausalLM / AutoTokenizer load (and evaluation reads)."""
         self.learner.save_pretrained(path, safe_serialization=True)
         self.tok.save_pretrained(path)
+
+
+def _total(xs: list[torch.Tensor]) -> torch.Tensor:
+    """The sum of per-micro-batch parts (one part: itself, bit for bit)."""
+    return xs[0] if len(xs) == 1 else torch.stack(xs).sum()
 
 
 def language_trainer(cfg: TrainConfig, spec: RunSpec, device: str | torch.device | None = None) -> Trainer:

@@ -35,12 +35,14 @@ def soft_target_ce(
     alpha: torch.Tensor | None = None,  # (B, T)
     probs: torch.Tensor | None = None,  # (B, T, K)
     logp_c: torch.Tensor | None = None,  # (B, T, K) log p_theta of the candidates
+    denom: torch.Tensor | None = None,  # labeled positions of the whole batch (micro-batches); None: mask.sum()
 ) -> torch.Tensor:
     per_token = logp_y
     if alpha is not None:
         assert probs is not None and logp_c is not None
         per_token = logp_y + alpha * ((probs * logp_c).sum(-1) - logp_y)  # = (1 - a) log p(y) + a sum_k p_k log p(c_k)
-    return -(per_token * mask).sum() / mask.sum().clamp(min=1)
+    d = mask.sum().clamp(min=1) if denom is None else denom.to(mask.dtype)
+    return -(per_token * mask).sum() / d
 
 
 def uniform_targets(cand_ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

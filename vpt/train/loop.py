@@ -4,8 +4,8 @@ the methods that have a designer. What a sample is belongs to the task (vpt.trai
 loop never sees a token.
 
 Per learner step:
-    batch -> task.learner_step (the designer's task as it is, detached) -> finite check ->
-    backward -> [meta step] -> clip -> AdamW step
+    batch -> task.learner_step (the designer's task as it is, detached), per micro-batch:
+    forward -> finite check -> backward (gradients accumulate) -> [meta step] -> clip -> AdamW step
 Per meta step (every value.meta_every steps after value.burn_in, for methods with a designer),
 at the same theta and on the same batch:
     g_down = sum of the task's weighted evaluator gradients over the alignment scope (labels only here)
@@ -159,6 +159,12 @@ class Trainer:
         self.task.end_meta_step()
         return row
 
+    def _backward(self, loss: torch.Tensor) -> None:
+        """One micro-batch's backward (gradients accumulate in .grad), after the finite check."""
+        if not torch.isfinite(loss):
+            raise NonFiniteError(f"step {self.step + 1}: loss is {loss.item()}; the last good checkpoint is kept")
+        loss.backward()
+
     def train_step(self) -> dict[str, Any]:
         cfg = self.cfg
         t0 = time.perf_counter()
@@ -168,10 +174,7 @@ class Trainer:
         batch = self.task.next_batch()
         row: dict[str, Any] = {"step": self.step + 1, "lr": lr}
         meta = self.is_meta_step(self.step)
-        out = self.task.learner_step(batch, meta, self._autocast(), self._phase)
-        if not torch.isfinite(out.loss):
-            raise NonFiniteError(f"step {self.step + 1}: loss is {out.loss.item()}; the last good checkpoint is kept")
-        out.loss.backward()
+        out = self.task.learner_step(batch, meta, self._autocast, self._phase, self._backward)
         if meta:
             t_meta = time.perf_counter()
             with self._phase("value_update"):

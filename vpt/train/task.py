@@ -5,7 +5,9 @@ metrics, checkpoints and exact resume, preemption, and the meta step's order (vp
 A *task* owns everything that knows what a sample is:
 
     build        the learner, its data, the evaluators and the designer (on a device, in a dtype)
-    learner_step one unlabeled batch -> the learner's loss under the designer's current task
+    learner_step one unlabeled batch -> the learner's loss under the designer's current task, in
+                 micro-batches (train.micro_batch_size): each micro-batch's loss, normalised so
+                 they add up to the batch's, goes to the loop's `backward` (finite check, backward)
     value_objective  L_pre(theta; phi) for the estimators (vpt.value.estimators): of the learner
                  step's batch, or of a separate unlabeled meta batch the task draws itself
     evaluators   the weighted downstream losses whose gradient is g_down (labels used only there)
@@ -34,13 +36,21 @@ from vpt.value.meta import Evaluator
 
 Scope = Sequence[tuple[str, nn.Parameter]]  # the named alignment-scope parameters
 Phase = Callable[[str], contextlib.AbstractContextManager[Any]]  # a timer's named phase (vpt.train.timing)
+Autocast = Callable[[], contextlib.AbstractContextManager[Any]]  # a fresh autocast context (or a null one) per forward
+Backward = Callable[[torch.Tensor], None]  # the loop's backward of one micro-batch loss
+
+
+def micro_batches(rows: int, micro: int | None) -> list[slice]:
+    """Row slices of a batch of `rows` in micro-batches of `micro` rows (None: one slice; the last may be short)."""
+    size = rows if micro is None else micro
+    return [slice(s, min(s + size, rows)) for s in range(0, rows, size)]
 
 
 @dataclass
 class LearnerStep:
     """One learner forward on an unlabeled batch, before backward."""
 
-    loss: torch.Tensor  # the learner's training loss, with its graph
+    loss: torch.Tensor  # the learner's training loss of the whole batch (detached: backward already ran)
     metrics: dict[str, torch.Tensor] = field(default_factory=dict)  # detached scalars for metrics.jsonl
     context: Any = None  # what the task needs to build the value objective of this batch
 
@@ -59,9 +69,9 @@ class Task(Protocol):
 
     def next_batch(self) -> Any: ...
 
-    def learner_step(self, batch: Any, meta: bool, autocast: contextlib.AbstractContextManager[Any],
-                     phase: Phase) -> LearnerStep:
-        """The loss of one batch. `meta`: a meta step follows at this theta (a task may keep state for it)."""
+    def learner_step(self, batch: Any, meta: bool, autocast: Autocast, phase: Phase, backward: Backward) -> LearnerStep:
+        """The loss of one batch, its micro-batch losses passed to `backward` one at a time.
+        `meta`: a meta step follows at this theta (a task may keep state for it)."""
 
     def value_objective(self, step: LearnerStep, scope: Scope) -> ValueObjective:
         """L_pre(theta; phi) of the step's batch, over the named alignment scope."""

@@ -59,8 +59,7 @@ class ScopeBoundary:
             raise ValueError(f"a scope boundary needs a 'last:<k>' scope, not {scope!r}")
         self.blocks = transformer_blocks(model)
         self.index = len(self.blocks) - spec.last_blocks  # blocks [0, index) lie below the scope
-        self.kept: Any = None
-        self._ids: torch.Tensor | None = None
+        self.kept: list[tuple[torch.Tensor, Any]] = []  # (ids, kept output): one per captured micro-batch
 
     @property
     def usable(self) -> bool:
@@ -68,33 +67,39 @@ class ScopeBoundary:
 
     @contextlib.contextmanager
     def capture(self, ids: torch.Tensor) -> Iterator[None]:
-        """Keep the output of block index-1 during one forward on `ids`."""
+        """Keep the output of block index-1 during one forward on `ids` (once per micro-batch of a step)."""
         if not self.usable:
             yield
             return
+        out: list[Any] = []
 
         def hook(_m: nn.Module, _args: Any, output: Any) -> None:
-            self.kept = _detach(output)
+            out[:] = [_detach(output)]  # the last call wins (a recomputation gives the same output)
 
         handle = self.blocks[self.index - 1].register_forward_hook(hook)
         try:
             yield
         finally:
             handle.remove()
-        self._ids = ids
+        if out:
+            self.kept.append((ids, out[0]))
+
+    def _output(self, ids: torch.Tensor) -> Any:
+        return next((o for i, o in self.kept if i is ids), None)
 
     def holds(self, ids: torch.Tensor) -> bool:
-        return self.kept is not None and self._ids is not None and self._ids is ids
+        return self._output(ids) is not None
 
     def clear(self) -> None:
-        self.kept, self._ids = None, None
+        self.kept = []
 
     @contextlib.contextmanager
-    def replay(self) -> Iterator[None]:
-        """Forwards inside skip the lower blocks and start from the kept output."""
-        assert self.kept is not None, "ScopeBoundary.replay without a captured forward"
+    def replay(self, ids: torch.Tensor) -> Iterator[None]:
+        """Forwards on `ids` inside skip the lower blocks and start from the output kept for them."""
+        output = self._output(ids)
+        assert output is not None, "ScopeBoundary.replay of a batch it did not capture"
         lower = [self.blocks[i] for i in range(self.index)]
-        stand_in = _Replay(self.kept)
+        stand_in = _Replay(output)
         for i in range(self.index):
             self.blocks[i] = stand_in
         try:

@@ -98,46 +98,70 @@ def _grad(out: torch.Tensor, params: Sequence[torch.Tensor], **kw: bool) -> list
     return [torch.zeros_like(p) if g is None else g for g, p in zip(grads, params)]
 
 
+Objective = ValueObjective | Sequence[ValueObjective]  # one batch, or its micro-batches (losses that add up)
+
+
+def parts_of(objective: Objective) -> list[ValueObjective]:
+    """The micro-batch objectives whose losses sum to L_pre. Every estimator is linear in L, so it
+    runs part by part and adds up: one micro-batch's graph at a time, the same V and gradient."""
+    return list(objective) if isinstance(objective, (list, tuple)) else [objective]  # type: ignore[list-item]
+
+
+def _accumulate(total: list[torch.Tensor] | None, grads: list[torch.Tensor]) -> list[torch.Tensor]:
+    return grads if total is None else [a + b for a, b in zip(total, grads)]
+
+
 def meta_gradient(
     estimator: str,
-    objective: ValueObjective,
+    objective: Objective,
     scope: Sequence[torch.Tensor],
     direction: Vec,
     designer_params: Sequence[torch.Tensor],
     fd_eps: float = 1e-3,
     fused: bool = True,
 ) -> MetaGradient:
-    if estimator == "autograd":
+    parts = parts_of(objective)
+    value, grads = 0.0, None
+    if estimator in ("autograd", "jvp"):
         with math_attention():
-            g_pre = _grad(objective.loss(learner_graph=True), scope, create_graph=True)
-            value = dot(g_pre, direction)
-            return MetaGradient(value.item(), _grad(value, designer_params))
-    if estimator == "jvp":
-        with math_attention():
-            value = objective.loss_tangent(direction)
-            return MetaGradient(value.item(), _grad(value, designer_params))
+            for part in parts:
+                if estimator == "autograd":
+                    v = dot(_grad(part.loss(learner_graph=True), scope, create_graph=True), direction)
+                else:
+                    v = part.loss_tangent(direction)
+                value, grads = value + v.item(), _accumulate(grads, _grad(v, designer_params))
+        assert grads is not None
+        return MetaGradient(value, grads)
     if estimator == "finite_difference":
         e = fd_eps / norm(direction).clamp(min=1e-30).item()
-        if fused and objective.linear_in_outputs:
+        if fused and all(p.linear_in_outputs for p in parts):
             outs = []
             for sign in (1.0, -1.0):
                 with perturbed(scope, direction, sign * e):
-                    outs.append(objective.learner_outputs())  # type: ignore[attr-defined]
-            value = objective.loss_of_outputs((outs[0] - outs[1]) / (2 * e))  # type: ignore[attr-defined]
-            return MetaGradient(value.item(), _grad(value, designer_params))
+                    outs.append([p.learner_outputs() for p in parts])  # type: ignore[attr-defined]
+            for part, up, down in zip(parts, *outs):
+                v = part.loss_of_outputs((up - down) / (2 * e))  # type: ignore[attr-defined]
+                value, grads = value + v.item(), _accumulate(grads, _grad(v, designer_params))
+            assert grads is not None
+            return MetaGradient(value, grads)
         sides = []
         for sign in (1.0, -1.0):
+            losses, side_grads = [], None
             with perturbed(scope, direction, sign * e):
-                loss = objective.loss(learner_graph=False)
-                sides.append((loss.detach(), _grad(loss, designer_params)))
+                for part in parts:
+                    loss = part.loss(learner_graph=False)
+                    losses.append(loss.detach())
+                    side_grads = _accumulate(side_grads, _grad(loss, designer_params))
+            sides.append((torch.stack(losses).sum() if len(losses) > 1 else losses[0], side_grads))
         (lp, gp), (lm, gm) = sides
+        assert gp is not None and gm is not None
         return MetaGradient(((lp - lm) / (2 * e)).item(), [(a - b) / (2 * e) for a, b in zip(gp, gm)])
     raise VptError(f"unknown value estimator {estimator!r}; choose one of: {', '.join(ESTIMATORS)}")
 
 
 def cosine_meta_gradient(
     estimator: str,
-    objective: ValueObjective,
+    objective: Objective,
     scope: Sequence[torch.Tensor],
     direction: Vec,
     g_pre: Vec,
@@ -162,7 +186,7 @@ KINDS = ("dot", "cosine")
 def value_gradient(
     kind: str,
     estimator: str,
-    objective: ValueObjective,
+    objective: Objective,
     scope: Sequence[torch.Tensor],
     direction: Vec,
     designer_params: Sequence[torch.Tensor],
@@ -173,6 +197,9 @@ def value_gradient(
     if kind == "dot":
         return meta_gradient(estimator, objective, scope, direction, designer_params, fd_eps, fused)
     if kind == "cosine":
-        g_pre = torch.autograd.grad(objective.loss(learner_graph=True), list(scope))
+        g_pre: list[torch.Tensor] | None = None
+        for part in parts_of(objective):
+            g_pre = _accumulate(g_pre, list(torch.autograd.grad(part.loss(learner_graph=True), list(scope))))
+        assert g_pre is not None
         return cosine_meta_gradient(estimator, objective, scope, direction, g_pre, designer_params, fd_eps, fused)
     raise VptError(f"unknown value kind {kind!r}; choose one of: {', '.join(KINDS)}")

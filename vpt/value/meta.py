@@ -12,7 +12,7 @@ so the sign of the ascent and the composition of g_down are written once.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from vpt.errors import NonFiniteError, VptError
-from vpt.value.estimators import ValueObjective, value_gradient
+from vpt.value.estimators import Objective, value_gradient
 from vpt.value.flat import Vec, norm, random_like
 from vpt.value.scope import graph_only_for
 
@@ -34,8 +34,9 @@ class Evaluator(Protocol):
     def update_head(self, generator: torch.Generator) -> dict[str, float]:
         """Train the evaluator's own head on labeled data before g_down ({} when it has none)."""
 
-    def loss(self, generator: torch.Generator) -> torch.Tensor:
-        """The downstream loss of one labeled batch, differentiable in the learner."""
+    def losses(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
+        """The downstream loss of one labeled batch, differentiable in the learner, as the losses of
+        its micro-batches (they add up to the batch's; one is held at a time)."""
 
 
 def downstream_gradient(
@@ -50,9 +51,13 @@ def downstream_gradient(
     metrics: dict[str, float] = {}
     for ev in evaluators:
         metrics.update({f"{ev.name}/{k}": v for k, v in ev.update_head(generator).items()})
+        g: list[torch.Tensor] | None = None
         only = graph_only_for(learner, scope) if scope_graph else contextlib.nullcontext()
         with only:
-            g = [x.detach() for x in torch.autograd.grad(ev.loss(generator), list(scope))]
+            for loss in ev.losses(generator):
+                gi = [x.detach() for x in torch.autograd.grad(loss, list(scope))]
+                g = gi if g is None else [a + b for a, b in zip(g, gi)]
+        assert g is not None, f"evaluator {ev.name!r} gave no loss"
         part = [ev.weight * x for x in g]  # weight 1.0 leaves g bit for bit as it is
         total = part if total is None else [a + b for a, b in zip(total, part)]
     assert total is not None
@@ -76,7 +81,7 @@ class DesignerStep:
         self.params, self.opt, self.cfg = list(params), optimizer, cfg
 
     def __call__(
-        self, objective: ValueObjective, scope: Sequence[torch.Tensor], g_down: Vec, generator: torch.Generator,
+        self, objective: Objective, scope: Sequence[torch.Tensor], g_down: Vec, generator: torch.Generator,
         regulariser: Callable[[], torch.Tensor | None] | None = None, step: int = 0,
     ) -> dict[str, float]:
         c = self.cfg
