@@ -43,11 +43,68 @@ def cfg(tmp_path: Path) -> dict:
 
 
 def test_resources_merge_default_then_kind_then_model(cfg: dict) -> None:
-    assert L.resources_for(cfg, "eval", None) == L.Resources(None, 0, 1, 2, 30, 60, {"account": "lab"})
-    assert L.resources_for(cfg, "train", "-") == L.Resources(None, 1, 4, 2, 30, 60, {"account": "lab", "qos": "normal"})
+    base = dict(partition=None, cpus=1, mem_gb=2, time_min=30, signal_delay_s=60, nodes=1, tasks_per_node=1)
+    assert L.resources_for(cfg, "eval", None) == L.Resources(**base, gpus=0, extra={"account": "lab"})
+    assert L.resources_for(cfg, "train", "-") == L.Resources(**{**base, "cpus": 4}, gpus=1, extra={"account": "lab", "qos": "normal"})
     assert L.resources_for(cfg, "train", "small") == L.resources_for(cfg, "train", None)  # no train/small entry
     big = L.resources_for(cfg, "train", "big")
     assert (big.gpus, big.cpus, big.mem_gb, big.extra) == (1, 4, 128, {"account": "lab", "qos": "high"})
+
+
+def test_nodes_and_tasks_per_node_merge_and_default_to_one(cfg: dict) -> None:
+    del cfg["slurm"]["resources"]["default"]  # the schema's defaults, as section_defaults gives them
+    assert (L.resources_for(cfg, "eval", None).nodes, L.resources_for(cfg, "eval", None).tasks_per_node) == (1, 1)
+    cfg["slurm"]["resources"].update({"default": {"gpus": 0, "nodes": 2}, "train": {"gpus": 4, "tasks_per_node": 4},
+                                      "train/big": {"nodes": 3}})
+    validate_config(cfg, source="x.yaml")
+    big = L.resources_for(cfg, "train", "big")
+    assert (big.nodes, big.tasks_per_node, big.gpus, big.num_tasks) == (3, 4, 4, 12)
+    probe = L.resources_for(cfg, "probe", None)
+    assert (probe.nodes, probe.tasks_per_node, probe.num_tasks) == (2, 1, 2)
+    cfg["slurm"]["resources"]["eval"] = {"tasks_per_node": 3}  # a CPU job may run several tasks per node
+    assert L.resources_for(cfg, "eval", None).num_tasks == 6
+
+
+def test_several_tasks_need_one_task_per_gpu(cfg: dict) -> None:
+    cfg["slurm"]["resources"]["train/big"]["tasks_per_node"] = 2  # with train's gpus 1
+    with pytest.raises(L.LaunchError, match=r"key 'slurm.resources.train/big': tasks_per_node 2 with gpus 1; "
+                                            r"a distributed job runs one task per GPU: set tasks_per_node to 1"):
+        L.resources_for(cfg, "train", "big")
+    cfg["slurm"]["resources"]["train/big"]["gpus"] = 2
+    assert L.resources_for(cfg, "train", "big").num_tasks == 2
+    cfg["slurm"]["resources"]["train"]["tasks_per_node"] = 4  # named: the entry that set the clash, not train/big
+    with pytest.raises(L.LaunchError, match=r"key 'slurm.resources.train': tasks_per_node 4 with gpus 1"):
+        L.resources_for(cfg, "train", None)
+    for bad in ({"nodes": 0}, {"tasks_per_node": 0}, {"tasks_per_node": 1.5}):
+        wrong = copy.deepcopy(cfg)
+        wrong["slurm"]["resources"]["eval"] = bad
+        with pytest.raises(ConfigError, match=rf"key 'slurm.resources.eval.{next(iter(bad))}'"):
+            validate_config(wrong, source="x.yaml")
+
+
+def test_backends_refuse_what_they_cannot_run(cfg: dict) -> None:
+    cfg["slurm"]["resources"]["probe"] = {"tasks_per_node": 2}
+    with pytest.raises(L.LaunchError, match=r"a probe job has 2 tasks \(slurm.resources nodes 1 x tasks_per_node 2\) "
+                                            r"and the inline launcher runs one process: use launcher local or slurm"):
+        L.launch(["env"], cfg, "probe", None, "inline-2")
+    cfg["slurm"]["resources"]["probe"] = {"nodes": 2}
+    with pytest.raises(L.LaunchError, match=r"job 'two-nodes' asks for 2 nodes .*the local launcher runs on this machine only: use launcher slurm"):
+        L.launch(["env"], cfg, "probe", None, "two-nodes", backend="local")
+    assert not (Path(cfg["slurm"]["folder"]) / "two-nodes").exists()  # refused before anything was written
+
+
+def test_distributed_resources_become_executor_parameters(cfg: dict) -> None:
+    cfg["slurm"]["resources"]["train/big"].update(nodes=2, tasks_per_node=4, gpus=4, cpus=8)
+    settings, res = L.Settings.from_config(cfg), L.resources_for(cfg, "train", "big")
+    sbatch = L.make_executor("slurm", settings, res, "big")._make_submission_file_text("true", "uid")
+    for option in ("--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=4", "--cpus-per-task=8", "--mem=128G"):
+        assert f"#SBATCH {option}\n" in sbatch, option
+    assert "srun --unbuffered --output" in sbatch and "--cpus-per-task=8 true" in sbatch  # srun passes the CPUs on
+    one = L.make_executor("slurm", settings, L.resources_for(cfg, "train", None), "one")._make_submission_file_text("true", "uid")
+    assert "#SBATCH --nodes=1\n" in one and "#SBATCH --ntasks-per-node=1\n" in one and "--cpus-per-task=4 true" not in one
+    cfg["slurm"]["resources"]["train/big"]["nodes"] = 1
+    local = L.make_executor("local", settings, L.resources_for(cfg, "train", "big"), "big")
+    assert (local.parameters["tasks_per_node"], local.parameters["gpus_per_node"], local._num_tasks()) == (4, 4, 4)
 
 
 def test_paper_preset_sizes_jobs_per_model() -> None:
@@ -56,8 +113,12 @@ def test_paper_preset_sizes_jobs_per_model() -> None:
     data = L.resources_for(paper, "data", None)
     assert (data.partition, data.gpus) == ("cpu", 0)
     small, large = L.resources_for(paper, "train", "qwen1.5-0.5b"), L.resources_for(paper, "train", "qwen1.5-7b")
-    assert small.partition == large.partition == "gpu" and small.gpus == large.gpus == 1
+    assert small.partition == large.partition == "gpu" and small.gpus == small.num_tasks == 1
     assert small.mem_gb < large.mem_gb and small.time_min < large.time_min
+    # FSDP2 over one task per GPU on one node: 4B on 4 GPUs, 7B on 8
+    mid = L.resources_for(paper, "train", "qwen1.5-4b")
+    assert (mid.nodes, mid.gpus, mid.tasks_per_node, large.nodes, large.gpus, large.tasks_per_node) == (1, 4, 4, 1, 8, 8)
+    assert L.resources_for(paper, "eval", "qwen1.5-7b").num_tasks == 1
     assert L.resources_for(paper, "eval", "qwen1.5-7b").time_min > L.resources_for(paper, "eval", "qwen1.5-0.5b").time_min
 
 

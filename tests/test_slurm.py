@@ -188,8 +188,8 @@ def test_paper_resources_become_sbatch_options(slurm_cluster: None) -> None:
     paper = load_config([REPO / "config" / "paper.yaml"])
     ex = L.make_executor("slurm", L.Settings.from_config(paper), L.resources_for(paper, "train", "qwen1.5-7b"), "train-7b")
     sbatch = ex._make_submission_file_text("true", "uid")
-    for option in ("--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=16", "--mem=192G", "--time=1440",
-                   "--signal=USR2@300", "--job-name=train-7b"):
+    for option in ("--partition=gpu", "--nodes=1", "--ntasks-per-node=8", "--gpus-per-node=8", "--cpus-per-task=8",
+                   "--mem=384G", "--time=1440", "--signal=USR2@300", "--job-name=train-7b"):
         assert f"#SBATCH {option}\n" in sbatch, option
     data = L.make_executor("slurm", L.Settings.from_config(paper), L.resources_for(paper, "data", None), "data")
     sbatch = data._make_submission_file_text("true", "uid")
