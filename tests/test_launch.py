@@ -16,6 +16,7 @@ import torch
 
 from vpt import launch as L
 from vpt import preempt
+from vpt.launch.job import task_env
 from vpt.cli import build_parser, main
 from vpt.config import ConfigError, load_config, validate_config
 
@@ -178,6 +179,105 @@ def test_a_failing_local_job_names_the_job_and_shows_the_log_tail(cfg: dict) -> 
     assert "exited with code 2" in msg and f"/dl/{job_id}/{job_id}_0_log.out" in msg
     assert "| vpt: error: no dataset 'nope' in the config" in msg  # the stage's own message, from the tail
     assert "Traceback" not in msg  # submitit's traceback of the failure is cut from the tail
+
+
+def _ranks(text: str) -> dict[int, dict]:
+    """The `vpt env` JSON lines of a streamed multi-task log, by the task that printed them."""
+    lines = [line.split("] ", 1) for line in text.splitlines() if line.startswith("[task ") and '"world_size"' in line]
+    return {int(task.removeprefix("[task ")): json.loads(body) for task, body in lines}
+
+
+def test_a_local_two_task_job_runs_one_rank_per_task(cfg: dict, capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the job sets it to the task's cpus (1)
+    for var in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    cfg["slurm"]["resources"]["probe"] = {"tasks_per_node": 2}  # gpus 0, cpus 1 (the fixture's default)
+    assert L.launch(["env", "--init", "--timeout", "60"], cfg, "probe", None, "env", backend="local") == 0
+    out = capsys.readouterr().out
+    job_id = int(out.split("as local job ")[1].split()[0])
+    folder = Path(cfg["slurm"]["folder"]) / "env" / str(job_id)
+    assert f"logs: {folder}/{job_id}_0_log.out to {job_id}_1_log.out" in out
+    ranks = _ranks(out)  # streamed from both tasks' logs, each line marked with its task
+    assert sorted(ranks) == [0, 1], out
+    for task, env in ranks.items():
+        assert (env["rank"], env["local_rank"], env["world_size"], env["local_world_size"]) == (task, task, 2, 2)
+        assert (env["omp_num_threads"], env["torch_threads"], env["cuda_visible_devices"]) == ("1", 1, "")
+        assert env["all_reduce"] == 2 and env["backend"] == "gloo"  # the two ranks met at MASTER_ADDR:MASTER_PORT
+        assert f'"rank": {task}' in (folder / f"{job_id}_{task}_log.out").read_text()  # one log per task
+    assert ranks[0]["master_addr"] == ranks[1]["master_addr"] and ranks[0]["master_port"] == ranks[1]["master_port"]
+    assert ranks[0]["pid"] != ranks[1]["pid"]
+    assert f"local job {job_id} (env) finished" in out
+
+
+def test_one_failing_task_fails_the_job_at_once_and_cancels_the_rest(cfg: dict) -> None:
+    """Rank 1 fails at once while rank 0 would run for minutes (as a rank waiting on a dead peer
+    in a collective does): the client reports rank 1's failure and cancels the job."""
+    def rank_one_fails() -> int:  # nested: cloudpickle ships it by value
+        import os
+        import time
+
+        if os.environ["SUBMITIT_LOCAL_GLOBALID"] == "1":
+            print("rank 1 starting", flush=True)
+            raise RuntimeError("rank 1 gives up")
+        time.sleep(300)
+        return 0
+
+    cfg["slurm"]["resources"]["probe"] = {"tasks_per_node": 2}
+    res = L.resources_for(cfg, "probe", None)
+    job = L.make_executor("local", L.Settings.from_config(cfg), res, "one-fails").submit(rank_one_fails)
+    t0 = time.monotonic()
+    with pytest.raises(L.LaunchError) as err:
+        L.wait(job, cfg, "local", "one-fails")
+    msg = str(err.value)
+    assert msg.startswith(f"local job {job.job_id} (one-fails) failed (task 1 of 2): RuntimeError: rank 1 gives up"), msg
+    assert f"log: {job.task(1).paths.stdout}" in msg and "| rank 1 starting" in msg  # the failed task's own log
+    end = time.monotonic() + 30
+    while job.state == "RUNNING" and time.monotonic() < end:  # cancelled: rank 0 does not sleep on
+        time.sleep(0.2)
+    assert job.state != "RUNNING" and time.monotonic() - t0 < 60
+    assert not job.task(0).paths.result_pickle.exists()
+
+
+def test_a_rank_above_zero_stops_its_stage_on_the_requeue_signal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """submitit's handler requeues on rank 0 only; on rank 1 of a (local) submitit job VptJob
+    stops its child itself and ends the task cleanly, then restores the handler."""
+    env = dict(SUBMITIT_EXECUTOR="local", SUBMITIT_LOCAL_NTASKS="2", SUBMITIT_LOCAL_JOB_NUM_NODES="1", SUBMITIT_LOCAL_NODEID="0",
+               SUBMITIT_LOCAL_GLOBALID="1", SUBMITIT_LOCAL_LOCALID="1", SUBMITIT_LOCAL_JOB_ID="4242")
+    for var, value in env.items():  # what the local controller gives task 1
+        monkeypatch.setenv(var, value)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    rank, dist = task_env(cpus=3)
+    assert rank == 1 and {k: dist[k] for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "OMP_NUM_THREADS")} == \
+        {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2", "OMP_NUM_THREADS": "3"}
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # set by the user (or the scheduler): kept
+    assert "OMP_NUM_THREADS" not in task_env(cpus=3)[1]
+    monkeypatch.setenv("SUBMITIT_LOCAL_NTASKS", "1")  # a one-task job: the environment unchanged
+    assert task_env(cpus=3) == (0, {})
+    monkeypatch.setenv("SUBMITIT_LOCAL_NTASKS", "2")
+    # the child: rank 1 waiting for a rank 0 that never comes (a real, long-running stage)
+    job = L.VptJob(["env", "--init", "--timeout", "120"], stop_timeout_s=20, cpus=1)
+
+    def submitit_like_handler(signum: int, frame: object) -> None:
+        raise AssertionError("rank 1 must not run submitit's handler")
+
+    def signal_this_task() -> None:
+        end = time.monotonic() + 60
+        while L._CHILD is None and time.monotonic() < end:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGUSR2)
+
+    previous = signal.signal(signal.SIGUSR2, submitit_like_handler)
+    try:
+        threading.Thread(target=signal_this_task, daemon=True).start()
+        t0 = time.monotonic()
+        with pytest.raises(SystemExit) as exit_:
+            job()
+        assert exit_.value.code == 0 and time.monotonic() - t0 < 60  # not the child's 120 s rendezvous time-out
+        assert signal.getsignal(signal.SIGUSR2) is submitit_like_handler and L._CHILD is None
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
 
 
 def test_launch_help_explains_the_backends(capsys: pytest.CaptureFixture[str]) -> None:
