@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import codecs
 import pickle
-import re
 import signal
 import subprocess
 import sys
