@@ -95,7 +95,8 @@ def test_launch_settings_fill_a_missing_slurm_section_from_the_schema() -> None:
     from vpt import launch as L
 
     assert L.Settings.from_config({}) == L.Settings.from_config(load_config([EMBEDDED])) == L.Settings("results/slurm", 5, 3, 120)
-    assert L.resources_for({}, "train", None) == L.Resources(None, 1, 8, 64, 240, 120, {})
+    assert L.resources_for({}, "train", None) == L.Resources(partition=None, gpus=1, cpus=8, mem_gb=64, time_min=240, signal_delay_s=120,
+                                                             nodes=1, tasks_per_node=1, extra={})
 
 
 def test_library_dataclasses_that_mirror_a_section_agree_with_the_schema() -> None:

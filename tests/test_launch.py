@@ -16,6 +16,7 @@ import torch
 
 from vpt import launch as L
 from vpt import preempt
+from vpt.launch.job import task_env
 from vpt.cli import build_parser, main
 from vpt.config import ConfigError, load_config, validate_config
 
@@ -43,11 +44,68 @@ def cfg(tmp_path: Path) -> dict:
 
 
 def test_resources_merge_default_then_kind_then_model(cfg: dict) -> None:
-    assert L.resources_for(cfg, "eval", None) == L.Resources(None, 0, 1, 2, 30, 60, {"account": "lab"})
-    assert L.resources_for(cfg, "train", "-") == L.Resources(None, 1, 4, 2, 30, 60, {"account": "lab", "qos": "normal"})
+    base = dict(partition=None, cpus=1, mem_gb=2, time_min=30, signal_delay_s=60, nodes=1, tasks_per_node=1)
+    assert L.resources_for(cfg, "eval", None) == L.Resources(**base, gpus=0, extra={"account": "lab"})
+    assert L.resources_for(cfg, "train", "-") == L.Resources(**{**base, "cpus": 4}, gpus=1, extra={"account": "lab", "qos": "normal"})
     assert L.resources_for(cfg, "train", "small") == L.resources_for(cfg, "train", None)  # no train/small entry
     big = L.resources_for(cfg, "train", "big")
     assert (big.gpus, big.cpus, big.mem_gb, big.extra) == (1, 4, 128, {"account": "lab", "qos": "high"})
+
+
+def test_nodes_and_tasks_per_node_merge_and_default_to_one(cfg: dict) -> None:
+    del cfg["slurm"]["resources"]["default"]  # the schema's defaults, as section_defaults gives them
+    assert (L.resources_for(cfg, "eval", None).nodes, L.resources_for(cfg, "eval", None).tasks_per_node) == (1, 1)
+    cfg["slurm"]["resources"].update({"default": {"gpus": 0, "nodes": 2}, "train": {"gpus": 4, "tasks_per_node": 4},
+                                      "train/big": {"nodes": 3}})
+    validate_config(cfg, source="x.yaml")
+    big = L.resources_for(cfg, "train", "big")
+    assert (big.nodes, big.tasks_per_node, big.gpus, big.num_tasks) == (3, 4, 4, 12)
+    probe = L.resources_for(cfg, "probe", None)
+    assert (probe.nodes, probe.tasks_per_node, probe.num_tasks) == (2, 1, 2)
+    cfg["slurm"]["resources"]["eval"] = {"tasks_per_node": 3}  # a CPU job may run several tasks per node
+    assert L.resources_for(cfg, "eval", None).num_tasks == 6
+
+
+def test_several_tasks_need_one_task_per_gpu(cfg: dict) -> None:
+    cfg["slurm"]["resources"]["train/big"]["tasks_per_node"] = 2  # with train's gpus 1
+    with pytest.raises(L.LaunchError, match=r"key 'slurm.resources.train/big': tasks_per_node 2 with gpus 1; "
+                                            r"a distributed job runs one task per GPU: set tasks_per_node to 1"):
+        L.resources_for(cfg, "train", "big")
+    cfg["slurm"]["resources"]["train/big"]["gpus"] = 2
+    assert L.resources_for(cfg, "train", "big").num_tasks == 2
+    cfg["slurm"]["resources"]["train"]["tasks_per_node"] = 4  # named: the entry that set the clash, not train/big
+    with pytest.raises(L.LaunchError, match=r"key 'slurm.resources.train': tasks_per_node 4 with gpus 1"):
+        L.resources_for(cfg, "train", None)
+    for bad in ({"nodes": 0}, {"tasks_per_node": 0}, {"tasks_per_node": 1.5}):
+        wrong = copy.deepcopy(cfg)
+        wrong["slurm"]["resources"]["eval"] = bad
+        with pytest.raises(ConfigError, match=rf"key 'slurm.resources.eval.{next(iter(bad))}'"):
+            validate_config(wrong, source="x.yaml")
+
+
+def test_backends_refuse_what_they_cannot_run(cfg: dict) -> None:
+    cfg["slurm"]["resources"]["probe"] = {"tasks_per_node": 2}
+    with pytest.raises(L.LaunchError, match=r"a probe job has 2 tasks \(slurm.resources nodes 1 x tasks_per_node 2\) "
+                                            r"and the inline launcher runs one process: use launcher local or slurm"):
+        L.launch(["env"], cfg, "probe", None, "inline-2")
+    cfg["slurm"]["resources"]["probe"] = {"nodes": 2}
+    with pytest.raises(L.LaunchError, match=r"job 'two-nodes' asks for 2 nodes .*the local launcher runs on this machine only: use launcher slurm"):
+        L.launch(["env"], cfg, "probe", None, "two-nodes", backend="local")
+    assert not (Path(cfg["slurm"]["folder"]) / "two-nodes").exists()  # refused before anything was written
+
+
+def test_distributed_resources_become_executor_parameters(cfg: dict) -> None:
+    cfg["slurm"]["resources"]["train/big"].update(nodes=2, tasks_per_node=4, gpus=4, cpus=8)
+    settings, res = L.Settings.from_config(cfg), L.resources_for(cfg, "train", "big")
+    sbatch = L.make_executor("slurm", settings, res, "big")._make_submission_file_text("true", "uid")
+    for option in ("--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=4", "--cpus-per-task=8", "--mem=128G"):
+        assert f"#SBATCH {option}\n" in sbatch, option
+    assert "srun --unbuffered --output" in sbatch and "--cpus-per-task=8 true" in sbatch  # srun passes the CPUs on
+    one = L.make_executor("slurm", settings, L.resources_for(cfg, "train", None), "one")._make_submission_file_text("true", "uid")
+    assert "#SBATCH --nodes=1\n" in one and "#SBATCH --ntasks-per-node=1\n" in one and "--cpus-per-task=4 true" not in one
+    cfg["slurm"]["resources"]["train/big"]["nodes"] = 1
+    local = L.make_executor("local", settings, L.resources_for(cfg, "train", "big"), "big")
+    assert (local.parameters["tasks_per_node"], local.parameters["gpus_per_node"], local._num_tasks()) == (4, 4, 4)
 
 
 def test_paper_preset_sizes_jobs_per_model() -> None:
@@ -56,8 +114,12 @@ def test_paper_preset_sizes_jobs_per_model() -> None:
     data = L.resources_for(paper, "data", None)
     assert (data.partition, data.gpus) == ("cpu", 0)
     small, large = L.resources_for(paper, "train", "qwen1.5-0.5b"), L.resources_for(paper, "train", "qwen1.5-7b")
-    assert small.partition == large.partition == "gpu" and small.gpus == large.gpus == 1
+    assert small.partition == large.partition == "gpu" and small.gpus == small.num_tasks == 1
     assert small.mem_gb < large.mem_gb and small.time_min < large.time_min
+    # FSDP2 over one task per GPU on one node: 4B on 4 GPUs, 7B on 8
+    mid = L.resources_for(paper, "train", "qwen1.5-4b")
+    assert (mid.nodes, mid.gpus, mid.tasks_per_node, large.nodes, large.gpus, large.tasks_per_node) == (1, 4, 4, 1, 8, 8)
+    assert L.resources_for(paper, "eval", "qwen1.5-7b").num_tasks == 1
     assert L.resources_for(paper, "eval", "qwen1.5-7b").time_min > L.resources_for(paper, "eval", "qwen1.5-0.5b").time_min
 
 
@@ -117,6 +179,105 @@ def test_a_failing_local_job_names_the_job_and_shows_the_log_tail(cfg: dict) -> 
     assert "exited with code 2" in msg and f"/dl/{job_id}/{job_id}_0_log.out" in msg
     assert "| vpt: error: no dataset 'nope' in the config" in msg  # the stage's own message, from the tail
     assert "Traceback" not in msg  # submitit's traceback of the failure is cut from the tail
+
+
+def _ranks(text: str) -> dict[int, dict]:
+    """The `vpt env` JSON lines of a streamed multi-task log, by the task that printed them."""
+    lines = [line.split("] ", 1) for line in text.splitlines() if line.startswith("[task ") and '"world_size"' in line]
+    return {int(task.removeprefix("[task ")): json.loads(body) for task, body in lines}
+
+
+def test_a_local_two_task_job_runs_one_rank_per_task(cfg: dict, capsys: pytest.CaptureFixture[str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # the job sets it to the task's cpus (1)
+    for var in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(var, raising=False)
+    cfg["slurm"]["resources"]["probe"] = {"tasks_per_node": 2}  # gpus 0, cpus 1 (the fixture's default)
+    assert L.launch(["env", "--init", "--timeout", "60"], cfg, "probe", None, "env", backend="local") == 0
+    out = capsys.readouterr().out
+    job_id = int(out.split("as local job ")[1].split()[0])
+    folder = Path(cfg["slurm"]["folder"]) / "env" / str(job_id)
+    assert f"logs: {folder}/{job_id}_0_log.out to {job_id}_1_log.out" in out
+    ranks = _ranks(out)  # streamed from both tasks' logs, each line marked with its task
+    assert sorted(ranks) == [0, 1], out
+    for task, env in ranks.items():
+        assert (env["rank"], env["local_rank"], env["world_size"], env["local_world_size"]) == (task, task, 2, 2)
+        assert (env["omp_num_threads"], env["torch_threads"], env["cuda_visible_devices"]) == ("1", 1, "")
+        assert env["all_reduce"] == 2 and env["backend"] == "gloo"  # the two ranks met at MASTER_ADDR:MASTER_PORT
+        assert f'"rank": {task}' in (folder / f"{job_id}_{task}_log.out").read_text()  # one log per task
+    assert ranks[0]["master_addr"] == ranks[1]["master_addr"] and ranks[0]["master_port"] == ranks[1]["master_port"]
+    assert ranks[0]["pid"] != ranks[1]["pid"]
+    assert f"local job {job_id} (env) finished" in out
+
+
+def test_one_failing_task_fails_the_job_at_once_and_cancels_the_rest(cfg: dict) -> None:
+    """Rank 1 fails at once while rank 0 would run for minutes (as a rank waiting on a dead peer
+    in a collective does): the client reports rank 1's failure and cancels the job."""
+    def rank_one_fails() -> int:  # nested: cloudpickle ships it by value
+        import os
+        import time
+
+        if os.environ["SUBMITIT_LOCAL_GLOBALID"] == "1":
+            print("rank 1 starting", flush=True)
+            raise RuntimeError("rank 1 gives up")
+        time.sleep(300)
+        return 0
+
+    cfg["slurm"]["resources"]["probe"] = {"tasks_per_node": 2}
+    res = L.resources_for(cfg, "probe", None)
+    job = L.make_executor("local", L.Settings.from_config(cfg), res, "one-fails").submit(rank_one_fails)
+    t0 = time.monotonic()
+    with pytest.raises(L.LaunchError) as err:
+        L.wait(job, cfg, "local", "one-fails")
+    msg = str(err.value)
+    assert msg.startswith(f"local job {job.job_id} (one-fails) failed (task 1 of 2): RuntimeError: rank 1 gives up"), msg
+    assert f"log: {job.task(1).paths.stdout}" in msg and "| rank 1 starting" in msg  # the failed task's own log
+    end = time.monotonic() + 30
+    while job.state == "RUNNING" and time.monotonic() < end:  # cancelled: rank 0 does not sleep on
+        time.sleep(0.2)
+    assert job.state != "RUNNING" and time.monotonic() - t0 < 60
+    assert not job.task(0).paths.result_pickle.exists()
+
+
+def test_a_rank_above_zero_stops_its_stage_on_the_requeue_signal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """submitit's handler requeues on rank 0 only; on rank 1 of a (local) submitit job VptJob
+    stops its child itself and ends the task cleanly, then restores the handler."""
+    env = dict(SUBMITIT_EXECUTOR="local", SUBMITIT_LOCAL_NTASKS="2", SUBMITIT_LOCAL_JOB_NUM_NODES="1", SUBMITIT_LOCAL_NODEID="0",
+               SUBMITIT_LOCAL_GLOBALID="1", SUBMITIT_LOCAL_LOCALID="1", SUBMITIT_LOCAL_JOB_ID="4242")
+    for var, value in env.items():  # what the local controller gives task 1
+        monkeypatch.setenv(var, value)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    rank, dist = task_env(cpus=3)
+    assert rank == 1 and {k: dist[k] for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "OMP_NUM_THREADS")} == \
+        {"RANK": "1", "WORLD_SIZE": "2", "LOCAL_RANK": "1", "LOCAL_WORLD_SIZE": "2", "OMP_NUM_THREADS": "3"}
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # set by the user (or the scheduler): kept
+    assert "OMP_NUM_THREADS" not in task_env(cpus=3)[1]
+    monkeypatch.setenv("SUBMITIT_LOCAL_NTASKS", "1")  # a one-task job: the environment unchanged
+    assert task_env(cpus=3) == (0, {})
+    monkeypatch.setenv("SUBMITIT_LOCAL_NTASKS", "2")
+    # the child: rank 1 waiting for a rank 0 that never comes (a real, long-running stage)
+    job = L.VptJob(["env", "--init", "--timeout", "120"], stop_timeout_s=20, cpus=1)
+
+    def submitit_like_handler(signum: int, frame: object) -> None:
+        raise AssertionError("rank 1 must not run submitit's handler")
+
+    def signal_this_task() -> None:
+        end = time.monotonic() + 60
+        while L._CHILD is None and time.monotonic() < end:
+            time.sleep(0.05)
+        time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGUSR2)
+
+    previous = signal.signal(signal.SIGUSR2, submitit_like_handler)
+    try:
+        threading.Thread(target=signal_this_task, daemon=True).start()
+        t0 = time.monotonic()
+        with pytest.raises(SystemExit) as exit_:
+            job()
+        assert exit_.value.code == 0 and time.monotonic() - t0 < 60  # not the child's 120 s rendezvous time-out
+        assert signal.getsignal(signal.SIGUSR2) is submitit_like_handler and L._CHILD is None
+    finally:
+        signal.signal(signal.SIGUSR2, previous)
 
 
 def test_launch_help_explains_the_backends(capsys: pytest.CaptureFixture[str]) -> None:

@@ -184,12 +184,39 @@ def test_a_failing_job_reports_its_id_and_log_tail(slurm_cluster: None, tiny: Ti
     assert "--gpus-per-node" not in sbatch and "--partition" not in sbatch  # gpus 0, cluster default partition
 
 
+def test_a_two_task_job_runs_one_rank_per_task(slurm_cluster: None, tiny: Tiny, monkeypatch: pytest.MonkeyPatch) -> None:
+    """srun starts both tasks of one sbatch job; each task's `vpt env` child sees its own rank
+    and the same rendezvous, and the two ranks all-reduce over gloo (the node declares nproc
+    CPUs, 2 here, enough for 2 tasks of 1 CPU)."""
+    import io
+
+    for var in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(var, raising=False)
+    cfg = copy.deepcopy(tiny.cfg)
+    cfg["slurm"]["resources"]["probe"] = {"tasks_per_node": 2, "gpus": 0, "cpus": 1}
+    job = L.submit(["env", "--init", "--timeout", "60"], cfg, "probe", None, "env2", "slurm")
+    out = io.StringIO()
+    assert L.wait(job, cfg, "slurm", "env2", out=out) == 0
+    text = out.getvalue()
+    ranks = {int(m.group(1)): json.loads(m.group(2)) for m in re.finditer(r"^\[task (\d)\] (\{.*\"world_size\".*\})$", text, re.M)}
+    assert sorted(ranks) == [0, 1], text
+    for task, env in ranks.items():
+        assert (env["rank"], env["local_rank"], env["world_size"], env["local_world_size"]) == (task, task, 2, 2)
+        assert env["all_reduce"] == 2 and env["omp_num_threads"] == "1" and env["torch_threads"] == 1
+        assert f'"rank": {task}' in job.task(task).paths.stdout.read_text()  # srun's per-task log
+    assert ranks[0]["master_addr"] == ranks[1]["master_addr"] == "localhost"  # the job's first node
+    assert ranks[0]["master_port"] == ranks[1]["master_port"]
+    sbatch = job.paths.submission_file.read_text()
+    assert "#SBATCH --ntasks-per-node=2\n" in sbatch and "#SBATCH --nodes=1\n" in sbatch and "--cpus-per-task=1 " in sbatch
+    assert f"slurm job {job.job_id} (env2) finished" in text
+
+
 def test_paper_resources_become_sbatch_options(slurm_cluster: None) -> None:
     paper = load_config([REPO / "config" / "paper.yaml"])
     ex = L.make_executor("slurm", L.Settings.from_config(paper), L.resources_for(paper, "train", "qwen1.5-7b"), "train-7b")
     sbatch = ex._make_submission_file_text("true", "uid")
-    for option in ("--partition=gpu", "--gpus-per-node=1", "--cpus-per-task=16", "--mem=192G", "--time=1440",
-                   "--signal=USR2@300", "--job-name=train-7b"):
+    for option in ("--partition=gpu", "--nodes=1", "--ntasks-per-node=8", "--gpus-per-node=8", "--cpus-per-task=8",
+                   "--mem=384G", "--time=1440", "--signal=USR2@300", "--job-name=train-7b"):
         assert f"#SBATCH {option}\n" in sbatch, option
     data = L.make_executor("slurm", L.Settings.from_config(paper), L.resources_for(paper, "data", None), "data")
     sbatch = data._make_submission_file_text("true", "uid")

@@ -6,6 +6,7 @@ where vpt.paths says, so running a stage by hand and through Snakemake give the 
   vpt bench decontaminate      throughput of the decontamination stage
   vpt bench trainer            tokens/s of our ntp loop against transformers.Trainer
   vpt lab <stage>              the CPU lab's stages (vpt.lab.commands)
+  vpt launch / vpt env         run a stage where the config says / show a job rank's distributed environment
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from vpt.commands import (DEFAULT_CONFIG, cmd_bench_decontaminate, cmd_bench_overhead, cmd_bench_trainer, cmd_config_show,
-                          cmd_config_validate, cmd_decontaminate, cmd_download, cmd_dvc_push, cmd_eval, cmd_launch, cmd_pack,
+                          cmd_config_validate, cmd_decontaminate, cmd_download, cmd_dvc_push, cmd_env, cmd_eval, cmd_launch, cmd_pack,
                           cmd_probe, cmd_report, cmd_synth, cmd_tokenizer, cmd_train)
 from vpt.errors import VptError
 from vpt.preempt import EXIT_PREEMPTED, Preempted, stop_signals
@@ -35,7 +36,9 @@ def _add_launch(top: Any) -> None:
              "          on the login node, prints the job id and log path, streams the job's log to stdout,\n"
              "          and fails with the job id and the log's last lines if the job fails or vanishes\n"
              "Resources come from `slurm.resources`, merged default <- KIND <- KIND/MODEL (partition, gpus,\n"
-             "cpus, mem_gb, time_min, signal_delay_s, extra sbatch options). On a time-out or preemption\n"
+             "cpus, mem_gb, time_min, signal_delay_s, nodes, tasks_per_node, extra sbatch options).\n"
+             "nodes x tasks_per_node > 1: one job of that many tasks (local or slurm), one per GPU, each\n"
+             "stage with the torch.distributed environment (see `vpt env`). On a time-out or preemption\n"
              "`vpt train` checkpoints at a step boundary, exits 75, the job is requeued (up to\n"
              "slurm.max_requeues times) and resumes from that checkpoint. Logs: <slurm.folder>/NAME/<job id>/.\n"
              "Example:\n"
@@ -260,6 +263,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results/bench/trainer.json")
 
     _add_launch(top)
+    p = _sub(top, "env", cmd_env, "print the distributed environment this process sees (debug a multi-task launch)",
+             "Print one JSON line: rank, world_size, local_rank, local_world_size, master_addr, master_port\n"
+             "(null outside a distributed job), hostname, pid, torch threads, OMP_NUM_THREADS,\n"
+             "CUDA_VISIBLE_DEVICES and the CUDA devices torch sees. --init also joins the process group\n"
+             "(env://; nccl with CUDA, else gloo) and all-reduces a 1: all_reduce equals world_size when\n"
+             "every rank reached MASTER_ADDR:MASTER_PORT. Example, 2 local ranks:\n"
+             "  vpt launch --launcher local --kind probe --config C -- env --init   (with tasks_per_node: 2)")
+    p.add_argument("--init", action="store_true", help="join the process group and all-reduce across the ranks")
+    p.add_argument("--timeout", type=float, default=120, help="seconds to wait for the other ranks with --init (default 120)")
     from vpt.lab.commands import add_lab_commands  # `vpt lab <stage>`: the lab's stages
     add_lab_commands(top)
     return parser

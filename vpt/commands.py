@@ -240,3 +240,41 @@ def cmd_launch(args: argparse.Namespace) -> int:
     from vpt.launch import launch
 
     return launch(args.argv, _cfg(args), args.kind, args.model, args.name or f"{args.kind}-{args.model}", args.launcher)
+
+
+def cmd_env(args: argparse.Namespace) -> None:
+    """One JSON line: the distributed environment this process sees (what a rank of a
+    `vpt launch` job gets), and with --init whether the ranks reach each other."""
+    import os
+    import socket
+    from datetime import timedelta
+
+    import torch
+
+    from vpt.launch.job import DIST_VARS
+
+    info: dict[str, Any] = {var.lower(): os.environ.get(var) for var in DIST_VARS}
+    info.update({k: int(v) for k, v in info.items() if k != "master_addr" and v is not None})
+    info.update(hostname=socket.gethostname(), pid=os.getpid(), torch_threads=torch.get_num_threads(),
+                omp_num_threads=os.environ.get("OMP_NUM_THREADS"), cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES"),
+                cuda_devices=torch.cuda.device_count())
+    if args.init:
+        import torch.distributed as dist
+
+        missing = [var for var in DIST_VARS[:4] if var not in os.environ]
+        if missing:
+            raise UsageError(f"vpt env --init: {', '.join(missing)} not set; run it as a task of a distributed job "
+                             "(vpt launch with slurm.resources tasks_per_node > 1) or under torchrun")
+
+        cuda = torch.cuda.is_available()
+        device = torch.device("cuda", info["local_rank"] or 0) if cuda else torch.device("cpu")
+        if cuda:
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=timedelta(seconds=args.timeout))  # env://
+        try:
+            ones = torch.ones(1, device=device)
+            dist.all_reduce(ones)  # the sum over ranks: world_size when every rank took part
+            info.update(backend=dist.get_backend(), all_reduce=int(ones.item()))
+        finally:
+            dist.destroy_process_group()
+    print(json.dumps(info), flush=True)

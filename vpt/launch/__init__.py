@@ -6,6 +6,11 @@ SLURM job (`vpt launch`, used by every heavy Snakemake rule).
   slurm   sbatch through submitit; this process (on the login node, under Snakemake) polls the
           queue, streams the job's log into its own stdout and fails with the log's tail
 
+A distributed stage (slurm.resources nodes x tasks_per_node > 1, one task per GPU) is still one
+job and one `vpt launch` call for Snakemake: local or slurm start one task per rank, each task's
+child gets the torch.distributed environment (vpt.launch.job), and the client streams every
+task's log. Inline runs one process and refuses such a job.
+
 Inside a local or SLURM job, VptJob runs `python -m vpt <argv>` as a child process, so that a
 time-out or preemption signal reaches a trainer that can finish its step, checkpoint and exit
 with EXIT_PREEMPTED; submitit then requeues the job and the rerun resumes from the checkpoint.
@@ -51,8 +56,12 @@ def launch(argv: Sequence[str], cfg: Mapping[str, Any], kind: str, model: str | 
         raise LaunchError(f"key 'launcher': {backend!r} is not a launcher; choose one of: {', '.join(BACKENDS)}")
     if not argv:
         raise LaunchError("nothing to launch: give the vpt command after `--`, e.g. `-- train --config C`")
-    resources_for(cfg, kind, model)  # the same errors whatever the backend
+    res = resources_for(cfg, kind, model)  # the same errors whatever the backend
     if backend == "inline":
+        if res.num_tasks > 1:
+            raise LaunchError(f"a {kind} job{f' for {model}' if model and model != '-' else ''} has {res.num_tasks} tasks "
+                              f"(slurm.resources nodes {res.nodes} x tasks_per_node {res.tasks_per_node}) and the inline "
+                              "launcher runs one process: use launcher local or slurm (`vpt launch --launcher local`)")
         return run_inline(argv)
     job = submit(argv, cfg, kind, model, name, backend)
     return wait(job, cfg, backend, name)

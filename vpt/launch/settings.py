@@ -33,7 +33,14 @@ class Resources:
     mem_gb: float
     time_min: int
     signal_delay_s: int  # USR2 this long before the time limit, to checkpoint
+    nodes: int
+    tasks_per_node: int  # processes per node, one torch.distributed rank each (one per GPU)
     extra: dict[str, Any]  # more sbatch options
+
+    @property
+    def num_tasks(self) -> int:
+        """The job's processes (its torch.distributed world size)."""
+        return self.nodes * self.tasks_per_node
 
 
 @dataclass(frozen=True)
@@ -67,4 +74,17 @@ def resources_for(cfg: Mapping[str, Any], kind: str, model: str | None) -> Resou
             raise LaunchError(f"key 'slurm.resources.{key}': unknown resource {unknown[0]!r}; valid keys: {', '.join(valid)}")
         merged.update({k: v for k, v in entry.items() if k != "extra"})
         extra.update(entry.get("extra") or {})  # extra options add up (account in default, qos per kind)
-    return Resources(**merged, extra=extra)
+    res = Resources(**merged, extra=extra)
+    _check_one_task_per_gpu(res, [k for k in keys if {"gpus", "tasks_per_node"} & set(table.get(k) or {})])
+    return res
+
+
+def _check_one_task_per_gpu(res: Resources, setting: list[str]) -> None:
+    """Several tasks share a node's GPUs one each (rank LOCAL_RANK drives GPU LOCAL_RANK), so a
+    GPU job with several tasks per node needs exactly one task per GPU. `setting`: the entries
+    that set gpus or tasks_per_node, the most specific last (the one named in the error)."""
+    if res.tasks_per_node > 1 and res.gpus > 0 and res.gpus != res.tasks_per_node:
+        key = setting[-1] if setting else "default"
+        raise LaunchError(f"key 'slurm.resources.{key}': tasks_per_node {res.tasks_per_node} with gpus {res.gpus}; "
+                          f"a distributed job runs one task per GPU: set tasks_per_node to {res.gpus} "
+                          f"(or gpus to {res.tasks_per_node}, or to 0 for a CPU job)")
