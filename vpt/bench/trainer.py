@@ -123,13 +123,16 @@ def _hf(settings: dict[str, Any], tmp: Path) -> dict[str, float]:
 
     from vpt.models.learner import load_learner
     from vpt.language.data import PackedBatches
+    from vpt.train.precision import precision_of
     from vpt.train.schedule import warmup_cosine
 
     tcfg = _config(settings)
     device = torch.device(settings["device"])
     if tcfg.dtype not in ("auto", "float32", "bfloat16"):
         raise ValueError(f"dtype {tcfg.dtype!r} has no transformers.Trainer equivalent")
-    bf16 = tcfg.dtype == "bfloat16" or (tcfg.dtype == "auto" and device.type == "cuda")  # as vpt.train.loop._dtypes
+    if tcfg.weights != "float32":
+        raise ValueError(f"weights {tcfg.weights!r}: the comparison runs transformers.Trainer's fp32 weights")
+    bf16 = precision_of(tcfg.dtype, tcfg.weights, device).autocast_dtype == torch.bfloat16  # as our trainer
 
     # The exact rows our loop draws, in its order; a sequential sampler replays them batch by batch.
     data = PackedBatches(settings["packed_dir"], tcfg.batch_size, tcfg.seed)

@@ -30,6 +30,7 @@ from vpt.models.designer import DesignerConfig, TaskDesigner
 from vpt.models.learner import add_lora, build_from_architecture, load_learner
 from vpt.train.config import VALUE_METHODS, TrainConfig
 from vpt.train.loop import Trainer
+from vpt.train.precision import cast_parameters
 from vpt.train.task import Autocast, Backward, LearnerStep, Phase, Scope, micro_batches
 from vpt.value.boundary import ScopeBoundary, scope_boundary
 
@@ -118,7 +119,10 @@ class LanguageTask:
         elif spec.architecture is not None:
             pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
             model = build_from_architecture(spec.architecture, len(self.tok), self.tok.eos_token_id, pad, cfg.attn_implementation)
-            model = model.to(self.param_dtype)
+            if self.param_dtype == torch.bfloat16:
+                cast_parameters(model, self.param_dtype)  # buffers stay fp32, as a bf16 from_pretrained leaves them
+            else:
+                model = model.to(self.param_dtype)
         else:
             if spec.learner_path is None:
                 raise VptError("no learner: set a learner path or an architecture")

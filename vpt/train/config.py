@@ -80,6 +80,7 @@ class TrainConfig:
     grad_clip: float
     seed: int
     dtype: str  # auto: bfloat16 autocast on GPU, float32 on CPU; or float32 | float64
+    weights: str  # float32 | bfloat16 (fp32 masters in the optimizer): vpt.train.precision
     attn_implementation: str
     fixed_alpha: float | None  # uniform_smoothing / self_distill; None: alpha_max / 2
     checkpoint_every: int
@@ -96,6 +97,8 @@ class TrainConfig:
         METHOD_REGISTRY.get(self.method)  # an unknown method: VptError listing the choices
         if self.value.estimator not in ("autograd", "jvp", "finite_difference"):
             raise VptError(f"unknown estimator {self.value.estimator!r}; choose one of: autograd, jvp, finite_difference")
+        if self.weights == "bfloat16" and self.dtype not in ("auto", "bfloat16"):
+            raise VptError(f"train.weights bfloat16 computes in bf16: it needs train.dtype auto or bfloat16, not {self.dtype!r}")
         if self.value.kind not in ("dot", "cosine"):
             raise VptError(f"unknown value kind {self.value.kind!r}; choose one of: dot, cosine")
 

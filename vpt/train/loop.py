@@ -36,6 +36,7 @@ from vpt.progress import progress
 from vpt.train import checkpoint as ckpt
 from vpt.train.config import TrainConfig
 from vpt.train.metrics import MetricsLog
+from vpt.train.precision import MasterWeights, precision_of
 from vpt.train.schedule import warmup_cosine
 from vpt.train.task import LearnerStep, Task
 from vpt.train.timing import PhaseTimer
@@ -47,15 +48,6 @@ __all__ = ["NonFiniteError", "Trainer"]
 log = logging.getLogger("vpt.train")
 
 LOOP_KEYS = ("step", "steps", "method")  # the loop's own entries of state.json; the task's sit beside them
-
-
-def _dtypes(cfg: TrainConfig, device: torch.device) -> tuple[torch.dtype, torch.dtype | None]:
-    """(parameter dtype, autocast dtype or None)."""
-    if cfg.dtype == "auto":
-        return torch.float32, (torch.bfloat16 if device.type == "cuda" else None)
-    if cfg.dtype == "bfloat16":
-        return torch.float32, torch.bfloat16
-    return {"float32": torch.float32, "float64": torch.float64}[cfg.dtype], None
 
 
 @contextlib.contextmanager
@@ -76,7 +68,8 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, task: Task, run_dir: str | Path, device: str | torch.device | None = None) -> None:
         self.cfg, self.task = cfg, task
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.param_dtype, self.autocast_dtype = _dtypes(cfg, self.device)
+        self.precision = precision_of(cfg.dtype, cfg.weights, self.device)
+        self.param_dtype, self.autocast_dtype = self.precision.param_dtype, self.precision.autocast_dtype
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
@@ -86,8 +79,10 @@ class Trainer:
         task.build(self.device, self.param_dtype, self.resume_from)
         self.model = task.learner
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.master = MasterWeights(self.params) if self.precision.master_weights else None
+        self.opt_params = self.params if self.master is None else self.master.params  # what AdamW steps and clips
         self.opt = torch.optim.AdamW(
-            self.params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
+            self.opt_params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay,
             fused=True,  # one kernel for all parameters, on CPU as on GPU (transformers.Trainer's default too)
         )
         self.lrs = warmup_cosine(cfg.steps, cfg.lr, cfg.warmup_steps, cfg.min_lr_ratio)
@@ -149,7 +144,8 @@ class Trainer:
 
     def meta_step(self, learner_step: LearnerStep) -> dict[str, float]:
         scope = [p for _, p in self.scope]
-        with full_precision(self.device):
+        upcast = self.master.full_precision(self.model) if self.master is not None else contextlib.nullcontext()
+        with full_precision(self.device), upcast:
             with self._phase("value_update/feedback_grad"):
                 g_down, row = self.downstream_gradient()
             objective = self.task.value_objective(learner_step, self.scope)
@@ -175,16 +171,20 @@ class Trainer:
         row: dict[str, Any] = {"step": self.step + 1, "lr": lr}
         meta = self.is_meta_step(self.step)
         out = self.task.learner_step(batch, meta, self._autocast, self._phase, self._backward)
+        if self.master is not None:
+            self.master.pull_grads()  # before the meta step upcasts the learner
         if meta:
             t_meta = time.perf_counter()
             with self._phase("value_update"):
                 row.update(self.meta_step(out))
             row["meta_seconds"] = time.perf_counter() - t_meta
-        gnorm = torch.nn.utils.clip_grad_norm_(self.params, cfg.grad_clip)
+        gnorm = torch.nn.utils.clip_grad_norm_(self.opt_params, cfg.grad_clip)
         if not torch.isfinite(gnorm):
             raise NonFiniteError(f"step {self.step + 1}: gradient norm is {gnorm.item()}; the last good checkpoint is kept")
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
+        if self.master is not None:
+            self.master.push()
         self.task.after_update(self.step + 1)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
@@ -239,7 +239,8 @@ class Trainer:
             self.task.save_learner(tmp / "learner")
             if self.designer is not None:
                 torch.save(self.designer.state_dict(), tmp / "designer.pt")
-            opt = {"learner": self.opt.state_dict(), "designer": self.d_opt.state_dict() if self.designer is not None else None}
+            opt = {"learner": self.opt.state_dict(), "designer": self.d_opt.state_dict() if self.designer is not None else None,
+                   "master": None if self.master is None else self.master.state_dict()}
             torch.save(opt, tmp / "optim.pt")
             torch.save(self._rng_state(), tmp / "rng.pt")
             (tmp / "config.json").write_text(json.dumps(self._config_dict(), indent=2) + "\n")
@@ -265,6 +266,8 @@ class Trainer:
         self.task.load_state_dict({k: v for k, v in state.items() if k not in LOOP_KEYS})
         opt = torch.load(path / "optim.pt", map_location=self.device, weights_only=False)
         self.opt.load_state_dict(opt["learner"])
+        if self.master is not None:
+            self.master.load_state_dict(opt["master"])
         if self.designer is not None:
             self.designer.load_state_dict(torch.load(path / "designer.pt", map_location=self.device))
             self.d_opt.load_state_dict(opt["designer"])

@@ -31,6 +31,14 @@ def _detach(x: Any) -> Any:
     return x
 
 
+def _cast(x: Any, dtype: torch.dtype) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.to(dtype) if x.is_floating_point() else x
+    if isinstance(x, tuple):
+        return tuple(_cast(v, dtype) for v in x)
+    return x
+
+
 class _Replay(nn.Module):
     def __init__(self, output: Any) -> None:
         super().__init__()
@@ -99,7 +107,9 @@ class ScopeBoundary:
         output = self._output(ids)
         assert output is not None, "ScopeBoundary.replay of a batch it did not capture"
         lower = [self.blocks[i] for i in range(self.index)]
-        stand_in = _Replay(output)
+        # in the dtype of the scope's weights: a bf16-weight learner is upcast for the meta step
+        dtype = next(self.blocks[self.index].parameters()).dtype
+        stand_in = _Replay(_cast(output, dtype))
         for i in range(self.index):
             self.blocks[i] = stand_in
         try:
