@@ -73,7 +73,8 @@ def load_sharded(path: str | Path, model: nn.Module, optimizer: torch.optim.Opti
 
 def full_model_state_dict(model: nn.Module) -> dict[str, torch.Tensor] | None:
     """The full, unsharded CPU state dict on rank 0, None on the other ranks (all must call it:
-    the shards are all-gathered). Tied weights appear under each of their names."""
+    the shards are all-gathered). Tied weights appear under each of their names.
+    save_pretrained(path, state_dict=sd) empties `sd` as it writes: copy it first to use it again."""
     sd = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     rank0 = not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
     return sd if rank0 else None

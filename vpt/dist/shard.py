@@ -50,8 +50,10 @@ def shard_learner(model: nn.Module, world: World, mixed_precision: torch.dtype |
 def gradient_by_backward(loss_fn: Callable[[], torch.Tensor], params: Sequence[torch.Tensor], model: nn.Module) -> list[torch.Tensor]:
     """d loss_fn() / d params by loss.backward(), leaving every parameter's .grad as it was.
 
-    Under FSDP this is how a gradient must be taken: the reduce-scatter over ranks runs in the
-    backward hooks, which torch.autograd.grad skips (each rank would get only its own part). The
+    Under FSDP this is how a gradient must be taken: the forward runs on unsharded copies of the
+    parameters, so torch.autograd.grad toward the sharded ones fails ("appears to not have been
+    used in the graph"; None with allow_unused=True), and the reduce-scatter over ranks runs in
+    FSDP's backward hooks, which fill the sharded parameters' .grad. The
     result has the parameters' placement (DTensor shards under FSDP). `loss_fn()` returns this
     rank's share of the loss (summed over ranks, like the learner's: see the module docstring).
     The learner's own .grad (already accumulated when the meta step runs) is set aside during the
