@@ -34,12 +34,15 @@ def snapshot_dir(run_dir: Path, step: int) -> Path:
     return paths.snapshot_dir(run_dir, step)
 
 
-def save_atomic(target: Path, writer: Any) -> None:
-    """Call writer(tmp_dir), then rename tmp_dir onto target (replacing an older copy)."""
+def temp_dir(target: Path) -> Path:
+    """A fresh temporary directory beside `target` (same filesystem: the rename is atomic)."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+
+
+def commit(tmp: Path, target: Path) -> None:
+    """Rename the complete `tmp` onto `target`, replacing an older copy; `tmp` is gone afterwards."""
     try:
-        writer(tmp)
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -50,6 +53,18 @@ def save_atomic(target: Path, writer: Any) -> None:
             os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def save_atomic(target: Path, writer: Any) -> None:
+    """Call writer(tmp_dir), then rename tmp_dir onto target (replacing an older copy).
+    Several ranks writing one checkpoint: vpt.dist.save_atomic_distributed."""
+    tmp = temp_dir(target)
+    try:
+        writer(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    commit(tmp, target)
 
 
 def latest(run_dir: Path) -> Path | None:
