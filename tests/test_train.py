@@ -150,7 +150,7 @@ def test_resume_is_exact(world: dict) -> None:
     straight.run()
     first = make(world, "r-split", "vpt", steps=20, checkpoint_every=5)
     first.run(stop_at=10)
-    assert (first.run_dir / "checkpoints/step_0000010/learner/model.safetensors").exists()
+    assert (first.run_dir / "checkpoints/step_0000010/sharded/.metadata").exists()  # vpt.train.state.SHARDED
     second = make(world, "r-split", "vpt", steps=20, checkpoint_every=5)  # a new process would do this
     assert second.step == 10
     second.run()
@@ -165,13 +165,14 @@ def test_resume_is_exact(world: dict) -> None:
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(world: dict) -> None:
     t = make(world, "nan", "ntp", steps=10, checkpoint_every=2)
     t.run(stop_at=4)
-    good = (t.run_dir / "checkpoints/step_0000004/learner/model.safetensors").read_bytes()
+    shards = t.run_dir / "checkpoints/step_0000004/sharded"
+    good = {f.name: f.read_bytes() for f in shards.iterdir()}
     with torch.no_grad():
         next(t.model.parameters()).fill_(float("nan"))
-    with pytest.raises(NonFiniteError, match="step 5: loss is nan"):
+    with pytest.raises(NonFiniteError, match="step 5: loss is nan on rank 0"):
         t.run()
     assert json.loads((t.run_dir / "checkpoints/latest.json").read_text())["checkpoint"] == "step_0000004"
-    assert (t.run_dir / "checkpoints/step_0000004/learner/model.safetensors").read_bytes() == good
+    assert {f.name: f.read_bytes() for f in shards.iterdir()} == good
     assert not (t.run_dir / "final").exists()
     resumed = make(world, "nan", "ntp", steps=10, checkpoint_every=2)
     assert resumed.step == 4 and all(torch.isfinite(p).all() for p in resumed.model.parameters())

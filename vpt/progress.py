@@ -13,4 +13,5 @@ def progress(iterable: Any = None, **kwargs: Any) -> tqdm:
     tty = sys.stderr.isatty()
     kwargs.setdefault("mininterval", 1.0 if tty else 30.0)
     kwargs.setdefault("dynamic_ncols", tty)
-    return tqdm(iterable, disable=False, **kwargs)
+    kwargs.setdefault("disable", False)  # not tqdm's None (off when not a tty): a log shows the ETA too
+    return tqdm(iterable, **kwargs)

@@ -29,6 +29,7 @@ from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_model_state_dict,
     get_state_dict,
+    set_model_state_dict,
     set_state_dict,
 )
 
@@ -38,10 +39,12 @@ from vpt.errors import VptError
 from vpt.train import checkpoint as ckpt
 
 
-def _both(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+def _both(model: nn.Module, optimizer: torch.optim.Optimizer | None) -> dict[str, Any]:
     """{"model": ..., "optim": ...} keyed by parameter names (FQNs), not by optimizer position,
     so the layout survives resharding. A fresh optimizer gets its state created first (a step
-    with lr 0), so a load has tensors to fill."""
+    with lr 0), so a load has tensors to fill. No optimizer: the model alone."""
+    if optimizer is None:
+        return {"model": get_model_state_dict(model)}
     model_sd, optim_sd = get_state_dict(model, optimizer)
     return {"model": model_sd, "optim": optim_sd}
 
@@ -54,20 +57,23 @@ def _single_process_is_meant() -> Iterator[None]:
         yield
 
 
-def save_sharded(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-    """Model and optimizer state into the directory `path` (created), each rank its shards."""
+def save_sharded(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None) -> None:
+    """Model (and optimizer) state into the directory `path` (created), each rank its shards."""
     with _single_process_is_meant():
         dcp.save(_both(model, optimizer), checkpoint_id=str(path))
 
 
-def load_sharded(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-    """Model and optimizer state from `path` (written by save_sharded on any number of ranks),
+def load_sharded(path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None) -> None:
+    """Model (and optimizer) state from `path` (written by save_sharded on any number of ranks),
     resharded onto this run's layout, in place."""
     if not (Path(path) / ".metadata").exists():
         raise VptError(f"{path}: not a sharded checkpoint (no .metadata; written by vpt.dist.save_sharded?)")
     state = _both(model, optimizer)
     with _single_process_is_meant():
         dcp.load(state, checkpoint_id=str(path))
+    if optimizer is None:
+        set_model_state_dict(model, state["model"])
+        return
     set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
 
 

@@ -108,10 +108,11 @@ def barrier(world: World) -> None:
         dist.barrier()
 
 
-def rank_rows(n_rows: int, world: World) -> slice:
-    """This rank's contiguous share of a global batch of n_rows rows (rank r: rows [r n/W, (r+1) n/W))."""
+def rank_rows(n_rows: int, world: World, key: str = "train.batch_size") -> slice:
+    """This rank's contiguous share of a global batch of n_rows rows (rank r: rows [r n/W, (r+1) n/W));
+    `key` names the setting in the error."""
     if n_rows % world.world_size:
-        raise VptError(f"train.batch_size={n_rows} is not divisible by the world size {world.world_size} "
+        raise VptError(f"{key}={n_rows} is not divisible by the world size {world.world_size} "
                        f"(WORLD_SIZE); choose a multiple of {world.world_size}")
     share = n_rows // world.world_size
     return slice(world.rank * share, (world.rank + 1) * share)

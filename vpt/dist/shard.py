@@ -14,7 +14,7 @@ tokens between ranks, and clip_grad_norm_ and AdamW see the same numbers as on 1
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
@@ -47,7 +47,8 @@ def shard_learner(model: nn.Module, world: World, mixed_precision: torch.dtype |
     return model
 
 
-def gradient_by_backward(loss_fn: Callable[[], torch.Tensor], params: Sequence[torch.Tensor], model: nn.Module) -> list[torch.Tensor]:
+def gradient_by_backward(loss_fn: Callable[[], torch.Tensor | Iterable[torch.Tensor]], params: Sequence[torch.Tensor],
+                         model: nn.Module) -> list[torch.Tensor]:
     """d loss_fn() / d params by loss.backward(), leaving every parameter's .grad as it was.
 
     Under FSDP this is how a gradient must be taken: the forward runs on unsharded copies of the
@@ -68,7 +69,9 @@ def gradient_by_backward(loss_fn: Callable[[], torch.Tensor], params: Sequence[t
     for p in every:
         p.grad = None
     try:
-        loss_fn().backward()
+        losses = loss_fn()  # a loss, or the losses of micro-batches, each formed after the previous backward
+        for loss in [losses] if isinstance(losses, torch.Tensor) else losses:
+            loss.backward()
         return [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
     finally:
         for p, g in zip(every, kept, strict=True):

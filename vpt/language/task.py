@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from vpt.dist import World, rank_rows, sum_scalar
 from vpt.errors import VptError
 from vpt.io import fingerprint
 from vpt.language.data import FeedbackSet, PackedBatches
@@ -57,16 +58,20 @@ class FeedbackEvaluator:
     name = "feedback"
 
     def __init__(self, learner: nn.Module, feedback: FeedbackSet, batch_size: int, device: torch.device,
-                 weight: float = 1.0, micro_batch: int | None = None, chunk: int | None = None) -> None:
+                 weight: float = 1.0, micro_batch: int | None = None, chunk: int | None = None,
+                 world: World | None = None) -> None:
         self.learner, self.feedback, self.batch_size, self.device, self.weight = learner, feedback, batch_size, device, weight
-        self.micro_batch, self.chunk = micro_batch, chunk
+        self.micro_batch, self.chunk, self.world = micro_batch, chunk, world or World()
+        rank_rows(batch_size, self.world, "train.feedback.batch_size")
 
     def update_head(self, generator: torch.Generator) -> dict[str, float]:
         return {}  # the LM head is the learner's own
 
     def losses(self, generator: torch.Generator) -> Iterator[torch.Tensor]:
-        ids, labels = self.feedback.sample(self.batch_size, generator)
-        denom = labeled(ids, labels).to(self.device)
+        ids, labels = self.feedback.sample(self.batch_size, generator)  # the same batch on every rank
+        denom = labeled(ids, labels).to(self.device)  # of the whole batch: the ranks' losses add up
+        mine = rank_rows(len(ids), self.world, "train.feedback.batch_size")
+        ids, labels = ids[mine], labels[mine]
         for rows in micro_batches(len(ids), self.micro_batch):
             yield ntp_loss(self.learner, ids[rows].to(self.device), labels[rows].to(self.device), self.chunk, denom)
 
@@ -97,26 +102,27 @@ class LanguageTask:
             },
         }
 
-    def build(self, device: torch.device, param_dtype: torch.dtype, resume_from: Path | None) -> None:
+    def build(self, device: torch.device, param_dtype: torch.dtype, world: World) -> None:
+        """The learner from its initial weights (a resumed run's come from the checkpoint, loaded
+        by the trainer onto whatever sharding this run has), data, feedback and designer."""
         from vpt.data.tokenizer import load_tokenizer
 
         cfg, spec = self.cfg, self.spec
-        self.device, self.param_dtype = device, param_dtype
+        self.device, self.param_dtype, self.world = device, param_dtype, world
         self.tok = load_tokenizer(spec.tokenizer_path, spec.tokenizer_revision)
-        self.data = PackedBatches(spec.packed_dir, cfg.batch_size, cfg.seed)
+        self.data = PackedBatches(spec.packed_dir, cfg.batch_size, cfg.seed)  # the global batch, on every rank
+        rank_rows(cfg.batch_size, world)  # a batch that does not split over the ranks: an error now, not at step 1
         self.units_per_batch = self.data.tokens_per_batch
-        self.learner = self._learner(resume_from).to(device)
+        self.learner = self._learner().to(device)
         self.learner.train()
         if cfg.activation_checkpointing:  # recompute each block in backward: activations of one block at a time
             self.learner.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if cfg.method in VALUE_METHODS:
             self._init_value()
 
-    def _learner(self, resume_from: Path | None) -> nn.Module:
+    def _learner(self) -> nn.Module:
         cfg, spec = self.cfg, self.spec
-        if resume_from is not None and cfg.lora.r == 0:
-            model = load_learner(str(resume_from / "learner"), None, self.param_dtype, cfg.attn_implementation)
-        elif spec.architecture is not None:
+        if spec.architecture is not None:
             pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else self.tok.eos_token_id
             model = build_from_architecture(spec.architecture, len(self.tok), self.tok.eos_token_id, pad, cfg.attn_implementation)
             if self.param_dtype == torch.bfloat16:
@@ -129,11 +135,6 @@ class LanguageTask:
             model = load_learner(spec.learner_path, spec.learner_revision, self.param_dtype, cfg.attn_implementation)
         if cfg.lora.r > 0:
             model = add_lora(model, cfg.lora.r, cfg.lora.alpha, cfg.lora.dropout, cfg.lora.target_modules)
-            if resume_from is not None:
-                from peft import set_peft_model_state_dict
-                from safetensors.torch import load_file
-
-                set_peft_model_state_dict(model, load_file(str(resume_from / "learner" / "adapter_model.safetensors")))
         return model
 
     def _init_value(self) -> None:
@@ -143,7 +144,7 @@ class LanguageTask:
         fb = cfg.feedback
         feedback = FeedbackSet(self.spec.feedback_table, self.tok, fb.n, fb.seed, fb.max_len)
         self.evaluators = [FeedbackEvaluator(self.learner, feedback, fb.batch_size, self.device,
-                                             micro_batch=cfg.micro_batch_size, chunk=cfg.loss_chunk_tokens)]
+                                             micro_batch=cfg.micro_batch_size, chunk=cfg.loss_chunk_tokens, world=self.world)]
         designer_dtype = torch.float64 if self.param_dtype == torch.float64 else torch.float32  # kept in fp32
         self.designer = TaskDesigner(DesignerConfig.for_learner(self.learner, cfg.designer)).to(self.device, designer_dtype)
         if cfg.value.scope_cache:
@@ -160,8 +161,10 @@ class LanguageTask:
     def learner_step(self, batch: tuple[torch.Tensor, torch.Tensor], meta: bool, autocast: Autocast,
                      phase: Phase, backward: Backward) -> LearnerStep:
         cfg = self.cfg
-        ids_all, labels_all = batch
-        denom = labeled(ids_all, labels_all).to(self.device)  # of the whole batch: micro-batch losses add up
+        ids_all, labels_all = batch  # the global batch
+        denom = labeled(ids_all, labels_all).to(self.device)  # of the whole batch: micro-batch and rank losses add up
+        mine = rank_rows(len(ids_all), self.world)
+        ids_all, labels_all = ids_all[mine], labels_all[mine]
         losses, ces, alphas, parts = [], [], [], []
         for rows in micro_batches(len(ids_all), cfg.micro_batch_size):
             ids, labels = ids_all[rows].to(self.device), labels_all[rows].to(self.device)
@@ -179,11 +182,12 @@ class LanguageTask:
             if targets.alpha is not None:
                 alphas.append(targets.alpha[b.mask.bool()])
             parts.append((ids, labels, targets.cand))
-        metrics = {"ce": _total(ces)}
+        loss, metrics = _total(losses), {"ce": _total(ces)}
         if alphas:
-            a = torch.cat(alphas)
-            metrics.update(alpha_mean=a.mean(), alpha_std=a.std() if a.numel() > 1 else torch.zeros(()))
-        return LearnerStep(_total(losses), metrics, (parts, denom) if meta else None)
+            metrics.update(_alpha_stats(torch.cat(alphas), self.world))
+        if self.world.distributed:  # this rank's shares -> the batch's values
+            loss, metrics["ce"] = (torch.tensor(sum_scalar(x)) for x in (loss, metrics["ce"]))
+        return LearnerStep(loss, metrics, (parts, denom) if meta else None)
 
     def _targets(self, h: torch.Tensor, head: Head, b: Shifted) -> StepTargets:
         if self.cfg.method == "ntp":
@@ -217,13 +221,20 @@ class LanguageTask:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.data.load_state_dict(state["data"])
 
-    def save_learner(self, path: Path) -> None:
-        self.learner.save_pretrained(path, safe_serialization=True)
-
-    def save_model(self, path: Path) -> None:
-        """A directory AutoModelForCausalLM / AutoTokenizer load (and evaluation reads)."""
-        self.learner.save_pretrained(path, safe_serialization=True)
+    def save_model(self, path: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+        """A directory AutoModelForCausalLM / AutoTokenizer load (and evaluation reads).
+        `state_dict`: the full weights (gathered from the ranks under FSDP); None: the learner's own."""
+        self.learner.save_pretrained(path, safe_serialization=True, **({} if state_dict is None else {"state_dict": state_dict}))
         self.tok.save_pretrained(path)
+
+
+def _alpha_stats(a: torch.Tensor, world: World) -> dict[str, torch.Tensor]:
+    """Mean and (unbiased) std of the labeled positions' alpha over the batch (every rank's)."""
+    if not world.distributed:
+        return {"alpha_mean": a.mean(), "alpha_std": a.std() if a.numel() > 1 else torch.zeros(())}
+    n, s1, s2 = (sum_scalar(x) for x in (a.numel(), a.double().sum(), a.double().square().sum()))
+    var = (s2 - s1 * s1 / n) / (n - 1) if n > 1 else 0.0
+    return {"alpha_mean": torch.tensor(s1 / n), "alpha_std": torch.tensor(max(var, 0.0) ** 0.5)}
 
 
 def _total(xs: list[torch.Tensor]) -> torch.Tensor:

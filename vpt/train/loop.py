@@ -19,35 +19,33 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import random
 import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
+from torch.distributed.tensor import DTensor
 
 from vpt import paths, preempt
+from vpt.dist import World, any_rank, barrier, init_world, shard_learner
 from vpt.errors import NonFiniteError, VptError
-from vpt.io import write_json
 from vpt.progress import progress
 from vpt.train import checkpoint as ckpt
 from vpt.train.config import TrainConfig
 from vpt.train.metrics import MetricsLog
 from vpt.train.precision import MasterWeights, precision_of
 from vpt.train.schedule import warmup_cosine
+from vpt.train.state import LOOP_KEYS, TrainerState
 from vpt.train.task import LearnerStep, Task
 from vpt.train.timing import PhaseTimer
 from vpt.value.meta import DesignerStep, DesignerStepConfig, downstream_gradient
 from vpt.value.scope import scope_parameters
 
-__all__ = ["NonFiniteError", "Trainer"]
+__all__ = ["LOOP_KEYS", "NonFiniteError", "Trainer"]
 
 log = logging.getLogger("vpt.train")
-
-LOOP_KEYS = ("step", "steps", "method")  # the loop's own entries of state.json; the task's sit beside them
 
 
 @contextlib.contextmanager
@@ -64,20 +62,43 @@ def full_precision(device: torch.device) -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32 = prev
 
 
-class Trainer:
+def _refuse_under_fsdp(cfg: TrainConfig, precision_master: bool) -> None:
+    """What one process supports and FSDP does not, each with the reason and what to use instead."""
+    v = cfg.value
+    if v.estimator in ("autograd", "jvp"):
+        raise VptError(f"train.value.estimator {v.estimator!r} needs "
+                       f"{'double backward' if v.estimator == 'autograd' else 'forward-mode AD'}, which FSDP2 does not "
+                       "support; use finite_difference on several ranks (autograd and jvp are single-process references)")
+    if v.kind == "cosine":
+        raise VptError("train.value.kind 'cosine' takes grad_S L_pre by torch.autograd.grad, which skips FSDP's "
+                       "reduce-scatter; use kind 'dot' on several ranks")
+    if precision_master:
+        raise VptError("train.weights bfloat16 keeps fp32 masters on one process; under FSDP use train.weights float32 "
+                       "(each rank holds fp32 shards and computes in bf16 under autocast)")
+    if cfg.lora.r > 0:
+        raise VptError("train.lora: LoRA learners train on one process (set lora.r 0, or run with one rank)")
+
+
+class Trainer(TrainerState):
     def __init__(self, cfg: TrainConfig, task: Task, run_dir: str | Path, device: str | torch.device | None = None) -> None:
         self.cfg, self.task = cfg, task
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.world: World = init_world(self.device.type)  # RANK / WORLD_SIZE from torchrun or a submitit task
+        if self.world.distributed and self.device.type == "cuda":
+            self.device = self.world.device  # cuda:LOCAL_RANK
         self.precision = precision_of(cfg.dtype, cfg.weights, self.device)
         self.param_dtype, self.autocast_dtype = self.precision.param_dtype, self.precision.autocast_dtype
+        if self.world.distributed:
+            _refuse_under_fsdp(cfg, self.precision.master_weights)
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         self.run_dir = Path(run_dir)
         self.resume_from = self._resumable()
         torch.manual_seed(cfg.seed)
-        task.build(self.device, self.param_dtype, self.resume_from)
-        self.model = task.learner
+        task.build(self.device, self.param_dtype, self.world)
+        # FSDP2 per block, fp32 shards (bf16 compute comes from autocast: the meta step needs fp32 weights)
+        self.model = shard_learner(task.learner, self.world)
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         self.master = MasterWeights(self.params) if self.precision.master_weights else None
         self.opt_params = self.params if self.master is None else self.master.params  # what AdamW steps and clips
@@ -90,7 +111,8 @@ class Trainer:
         self.designer = task.designer
         if self.designer is not None:
             self._init_value()
-        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", self.run_dir / "tb" if cfg.tensorboard else None)
+        self.metrics = MetricsLog(self.run_dir / "metrics.jsonl", self.run_dir / "tb" if cfg.tensorboard else None,
+                                  write=self.world.is_main)
         self.timer: PhaseTimer | None = None  # set by benchmarks: time per phase of the step
         self.step = 0
         if self.resume_from is not None:
@@ -110,8 +132,10 @@ class Trainer:
             return path
         changed = sorted(k for k in set(saved["train"]) | set(now["train"]) if saved["train"].get(k) != now["train"].get(k))
         changed += [f"inputs.{k}" for k in now.get("inputs", {}) if saved.get("inputs", {}).get(k) != now["inputs"][k]]
-        log.warning("%s: configuration changed (%s); starting fresh", self.run_dir, ", ".join(changed) or "paths")
-        shutil.rmtree(paths.checkpoints_dir(self.run_dir), ignore_errors=True)
+        if self.world.is_main:
+            log.warning("%s: configuration changed (%s); starting fresh", self.run_dir, ", ".join(changed) or "paths")
+            shutil.rmtree(paths.checkpoints_dir(self.run_dir), ignore_errors=True)
+        barrier(self.world)
         return None
 
     def _init_value(self) -> None:
@@ -140,7 +164,8 @@ class Trainer:
     def downstream_gradient(self) -> tuple[list[torch.Tensor], dict[str, float]]:
         """g_down over the scope (evaluator heads updated first), as the meta step computes it."""
         scope = [p for _, p in self.scope]
-        return downstream_gradient(self.task.evaluators, self.model, scope, self.gen, self.cfg.value.feedback_scope_graph)
+        return downstream_gradient(self.task.evaluators, self.model, scope, self.gen, self.cfg.value.feedback_scope_graph,
+                                   by_backward=self.world.distributed)
 
     def meta_step(self, learner_step: LearnerStep) -> dict[str, float]:
         scope = [p for _, p in self.scope]
@@ -156,9 +181,12 @@ class Trainer:
         return row
 
     def _backward(self, loss: torch.Tensor) -> None:
-        """One micro-batch's backward (gradients accumulate in .grad), after the finite check."""
-        if not torch.isfinite(loss):
-            raise NonFiniteError(f"step {self.step + 1}: loss is {loss.item()}; the last good checkpoint is kept")
+        """One micro-batch's backward (gradients accumulate in .grad), after the finite check (on
+        every rank: one rank stopping alone would leave the others waiting in a collective)."""
+        bad = not torch.isfinite(loss).item()
+        if any_rank(bad) if self.world.distributed else bad:
+            raise NonFiniteError(f"step {self.step + 1}: loss is {loss.item()} on rank {self.world.rank}; "
+                                 "the last good checkpoint is kept")
         loss.backward()
 
     def train_step(self) -> dict[str, Any]:
@@ -179,6 +207,8 @@ class Trainer:
                 row.update(self.meta_step(out))
             row["meta_seconds"] = time.perf_counter() - t_meta
         gnorm = torch.nn.utils.clip_grad_norm_(self.opt_params, cfg.grad_clip)
+        if isinstance(gnorm, DTensor):  # sharded gradients: the norm over every rank's shards
+            gnorm = gnorm.full_tensor()
         if not torch.isfinite(gnorm):
             raise NonFiniteError(f"step {self.step + 1}: gradient norm is {gnorm.item()}; the last good checkpoint is kept")
         self.opt.step()
@@ -199,7 +229,8 @@ class Trainer:
     def run(self, stop_at: int | None = None) -> dict[str, Any]:
         """Train to cfg.steps (or stop after `stop_at` steps, checkpointed, to simulate a preemption)."""
         end = self.cfg.steps if stop_at is None else min(stop_at, self.cfg.steps)
-        bar = progress(total=self.cfg.steps, initial=self.step, desc=f"train {self.cfg.method}", unit="step")
+        bar = progress(total=self.cfg.steps, initial=self.step, desc=f"train {self.cfg.method}", unit="step",
+                       disable=not self.world.is_main)
         try:
             while self.step < end:
                 row = self.train_step()
@@ -212,7 +243,8 @@ class Trainer:
                     self.save_snapshot()
                 if self.step % self.cfg.checkpoint_every == 0 or self.step == end:
                     self.save_checkpoint()
-                if preempt.requested() and self.step < end:  # SIGUSR2/SIGTERM: stop at this step boundary
+                stop = any_rank(preempt.requested()) if self.world.distributed else preempt.requested()
+                if stop and self.step < end:  # SIGUSR2/SIGTERM (on any rank): every rank stops at this step boundary
                     raise preempt.Preempted(self.step, self._checkpoint_now())
         finally:
             bar.close()
@@ -220,92 +252,3 @@ class Trainer:
         if self.step == self.cfg.steps:
             return self.save_final()
         return {"step": self.step, "finished": False}
-
-    # ------------------------------------------------------------------ state
-    def _config_dict(self) -> dict[str, Any]:
-        """Everything that defines the run: the train config and the task's inputs (resume check)."""
-        return {"train": self.cfg.to_dict(), **self.task.record()}
-
-    def _rng_state(self) -> dict[str, Any]:
-        return {"torch": torch.get_rng_state(), "gen": self.gen.get_state(), "numpy": np.random.get_state(), "python": random.getstate()}
-
-    def _loop_state(self) -> dict[str, Any]:
-        return {"step": self.step, "steps": self.cfg.steps, "method": self.cfg.method, **self.task.state_dict()}
-
-    def save_checkpoint(self) -> Path:
-        target = ckpt.step_dir(self.run_dir, self.step)
-
-        def write(tmp: Path) -> None:
-            self.task.save_learner(tmp / "learner")
-            if self.designer is not None:
-                torch.save(self.designer.state_dict(), tmp / "designer.pt")
-            opt = {"learner": self.opt.state_dict(), "designer": self.d_opt.state_dict() if self.designer is not None else None,
-                   "master": None if self.master is None else self.master.state_dict()}
-            torch.save(opt, tmp / "optim.pt")
-            torch.save(self._rng_state(), tmp / "rng.pt")
-            (tmp / "config.json").write_text(json.dumps(self._config_dict(), indent=2) + "\n")
-            (tmp / "metrics.json").write_text(json.dumps(self.metrics.state_dict()) + "\n")
-            (tmp / "state.json").write_text(json.dumps(self._loop_state(), indent=2) + "\n")
-
-        ckpt.save_atomic(target, write)
-        ckpt.mark_latest(self.run_dir, target, self.cfg.keep_checkpoints)
-        return target
-
-    def _checkpoint_now(self) -> Path:
-        """A checkpoint of the current step, written unless the regular schedule just wrote it
-        (a second save of a 7B model could outlast the scheduler's grace period)."""
-        path = ckpt.step_dir(self.run_dir, self.step)
-        return path if ckpt.latest(self.run_dir) == path else self.save_checkpoint()
-
-    def _load(self, path: Path) -> None:
-        state = json.loads((path / "state.json").read_text())
-        if state["steps"] != self.cfg.steps or state["method"] != self.cfg.method:
-            raise VptError(f"{path} was written by a run with method={state['method']} steps={state['steps']}; "
-                           f"this run has method={self.cfg.method} steps={self.cfg.steps}. Use a new run directory.")
-        self.step = state["step"]
-        self.task.load_state_dict({k: v for k, v in state.items() if k not in LOOP_KEYS})
-        opt = torch.load(path / "optim.pt", map_location=self.device, weights_only=False)
-        self.opt.load_state_dict(opt["learner"])
-        if self.master is not None:
-            self.master.load_state_dict(opt["master"])
-        if self.designer is not None:
-            self.designer.load_state_dict(torch.load(path / "designer.pt", map_location=self.device))
-            self.d_opt.load_state_dict(opt["designer"])
-        rng = torch.load(path / "rng.pt", weights_only=False)
-        torch.set_rng_state(rng["torch"])
-        self.gen.set_state(rng["gen"])
-        np.random.set_state(rng["numpy"])
-        random.setstate(rng["python"])
-        self.metrics.load_state_dict(json.loads((path / "metrics.json").read_text()))
-
-    def save_snapshot(self) -> Path:
-        """The model as of now, in the same loadable format as final/, for checkpoint evaluations
-        (Figure 2 left, Table 4's early stopping). Weights and tokenizer only: no optimizer state."""
-        target = ckpt.snapshot_dir(self.run_dir, self.step)
-
-        def write(tmp: Path) -> None:
-            self.task.save_model(tmp)
-            (tmp / "state.json").write_text(json.dumps({"step": self.step, "method": self.cfg.method}) + "\n")
-
-        ckpt.save_atomic(target, write)
-        return target
-
-    def save_final(self) -> dict[str, Any]:
-        rows = self.metrics.rows
-        summary = {
-            **self._loop_state(), "finished": True,
-            "final_loss": rows[-1]["loss"] if rows else None,
-            "mean_loss_last_10": float(np.mean([r["loss"] for r in rows[-10:]])) if rows else None,
-        }
-
-        def write(tmp: Path) -> None:
-            self.task.save_model(tmp)
-            if self.designer is not None:
-                torch.save(self.designer.state_dict(), tmp / "designer.pt")
-            (tmp / "run_config.json").write_text(json.dumps(self._config_dict(), indent=2) + "\n")
-            (tmp / "state.json").write_text(json.dumps(summary, indent=2) + "\n")
-
-        ckpt.save_atomic(paths.final_dir(self.run_dir), write)
-        write_json(self.run_dir / "summary.json", summary)
-        return summary
-

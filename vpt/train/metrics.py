@@ -11,11 +11,12 @@ from vpt.io import write_text
 
 
 class MetricsLog:
-    def __init__(self, path: Path, tensorboard_dir: Path | None = None) -> None:
-        self.path = path
+    def __init__(self, path: Path, tensorboard_dir: Path | None = None, write: bool = True) -> None:
+        """`write`: False on every rank but the first of a distributed run (the rows are the same)."""
+        self.path, self.write = path, write
         self.rows: list[dict[str, Any]] = []
         self.tb = None
-        if tensorboard_dir is not None:
+        if tensorboard_dir is not None and write:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as e:
@@ -30,6 +31,8 @@ class MetricsLog:
                     self.tb.add_scalar(k, v, row["step"])
 
     def flush(self) -> None:
+        if not self.write:
+            return
         write_text(self.path, "".join(json.dumps(r) + "\n" for r in self.rows))
 
     def state_dict(self) -> list[dict[str, Any]]:

@@ -13,9 +13,11 @@ A *task* owns everything that knows what a sample is:
     evaluators   the weighted downstream losses whose gradient is g_down (labels used only there)
     designer_regulariser  a term the designer adds to -V (None: none)
     after_update after each learner optimizer step (e.g. a teacher's EMA; nothing for language)
-    state_dict / load_state_dict  JSON-serialisable extra state (data position, counters);
-                 tensors (an EMA teacher, say) go with the learner through save_learner
-    save_learner / save_model  the checkpoint's learner, and a loadable model (snapshots, final/)
+    state_dict / load_state_dict  JSON-serialisable extra state (data position, counters)
+    save_model   a loadable model (snapshots, final/), from the full weights under FSDP
+
+The trainer checkpoints `learner` itself (sharded, vpt.train.state) and shards it over the ranks
+(FSDP2, after build); a task reads its rank's share of each batch (vpt.dist.rank_rows).
 
 Language (vpt.language.task.LanguageTask) is the first task.
 """
@@ -31,6 +33,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from vpt.dist import World
 from vpt.value.estimators import ValueObjective
 from vpt.value.meta import Evaluator
 
@@ -65,7 +68,8 @@ class Task(Protocol):
     def record(self) -> dict[str, Any]:
         """What defines the run besides the train config: inputs and their fingerprints (resume check)."""
 
-    def build(self, device: torch.device, param_dtype: torch.dtype, resume_from: Path | None) -> None: ...
+    def build(self, device: torch.device, param_dtype: torch.dtype, world: World) -> None:
+        """The learner from its initial weights (the trainer loads a checkpoint's), data, evaluators, designer."""
 
     def next_batch(self) -> Any: ...
 
@@ -88,6 +92,4 @@ class Task(Protocol):
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
-    def save_learner(self, path: Path) -> None: ...
-
-    def save_model(self, path: Path) -> None: ...
+    def save_model(self, path: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None: ...

@@ -19,6 +19,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from vpt.dist import all_reduce_sum_, gradient_by_backward, sum_scalar
 from vpt.errors import NonFiniteError, VptError
 from vpt.value.estimators import Objective, value_gradient
 from vpt.value.flat import Vec, norm, random_like
@@ -41,10 +42,13 @@ class Evaluator(Protocol):
 
 def downstream_gradient(
     evaluators: Sequence[Evaluator], learner: nn.Module, scope: Sequence[nn.Parameter], generator: torch.Generator,
-    scope_graph: bool = True,
+    scope_graph: bool = True, by_backward: bool = False,
 ) -> tuple[list[torch.Tensor], dict[str, float]]:
     """(g_down over the scope, head metrics). `scope_graph`: the forwards record a graph only toward
-    the scope (same gradient, fewer saved activations; vpt.value.scope.graph_only_for)."""
+    the scope (same gradient, fewer saved activations; vpt.value.scope.graph_only_for).
+    `by_backward`: through loss.backward() into .grad (the learner's own .grad set aside), as FSDP
+    needs (its reduce-scatter over ranks runs in backward hooks, which autograd.grad skips); each
+    rank's losses are its share of the batch's, so the summed shards are the whole gradient."""
     if not evaluators:
         raise VptError("a value method needs at least one downstream evaluator")
     total: list[torch.Tensor] | None = None
@@ -54,7 +58,9 @@ def downstream_gradient(
         g: list[torch.Tensor] | None = None
         only = graph_only_for(learner, scope) if scope_graph else contextlib.nullcontext()
         with only:
-            for loss in ev.losses(generator):
+            if by_backward:
+                g = [x.detach() for x in gradient_by_backward(lambda ev=ev: ev.losses(generator), scope, learner)]
+            for loss in [] if by_backward else ev.losses(generator):
                 gi = [x.detach() for x in torch.autograd.grad(loss, list(scope))]
                 g = gi if g is None else [a + b for a, b in zip(g, gi)]
         assert g is not None, f"evaluator {ev.name!r} gave no loss"
@@ -91,6 +97,10 @@ class DesignerStep:
                            f"in the feedback batch?); check train.feedback")
         direction = random_like(g_down, g_norm, generator) if c.random_direction else g_down
         mg = value_gradient(c.kind, c.estimator, objective, scope, direction, self.params, c.fd_eps, c.fd_fused)
+        # Several ranks: each holds V and grad_phi V of its share of the batch (the designer is
+        # replicated); the sums are the whole batch's. No-ops on one process.
+        all_reduce_sum_(mg.grads)
+        value = sum_scalar(mg.value) if torch.distributed.is_initialized() else mg.value
         grads = [-g for g in mg.grads]  # ascend V: descend -V
         reg = regulariser() if regulariser is not None else None
         if reg is not None:
@@ -100,10 +110,10 @@ class DesignerStep:
             p.grad = g
         d_norm = torch.nn.utils.clip_grad_norm_(self.params, c.grad_clip)
         if not torch.isfinite(d_norm):
-            raise NonFiniteError(f"step {step}: non-finite designer gradient (V = {mg.value})")
+            raise NonFiniteError(f"step {step}: non-finite designer gradient (V = {value})")
         self.opt.step()
         self.opt.zero_grad(set_to_none=True)
-        out = {"value": mg.value, "g_down_norm": g_norm.item(), "designer_grad_norm": d_norm.item()}
+        out = {"value": value, "g_down_norm": g_norm.item(), "designer_grad_norm": d_norm.item()}
         if reg is not None:
             out["designer_regulariser"] = reg.item()
         return out
