@@ -76,3 +76,13 @@ def gradient_by_backward(loss_fn: Callable[[], torch.Tensor | Iterable[torch.Ten
     finally:
         for p, g in zip(every, kept, strict=True):
             p.grad = g
+
+
+def reshard(model: nn.Module) -> None:
+    """Free every gathered parameter now. Needed after forwards without a backward (the meta
+    step's): FSDP keeps the root group gathered after its forward (for the backward that usually
+    follows), and the next forward would read those copies, stale once the optimizer has stepped
+    the shards. A no-op on an unsharded model."""
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            module.reshard()

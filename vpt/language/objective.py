@@ -9,6 +9,7 @@ value estimators differentiate through."""
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -54,8 +55,25 @@ def logits_of(model: nn.Module, ids: torch.Tensor, params: dict[str, torch.Tenso
 
 
 def hidden_of(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
-    """(B, T, H) the decoder's last hidden states (after the final norm): the LM head's input."""
-    return model.get_decoder()(input_ids=ids, use_cache=False).last_hidden_state  # type: ignore[operator]
+    """(B, T, H) the decoder's last hidden states (after the final norm): the LM head's input.
+
+    Through the model's own forward, with the head run on the last position only, not the
+    decoder called directly: under FSDP the root module's forward is what gathers the
+    embeddings and the head (the chunked loss then reads the gathered head weight)."""
+    kept: list[torch.Tensor] = []
+    hook = model.get_decoder().register_forward_hook(  # type: ignore[operator]
+        lambda _m, _a, out: kept.append(out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]))
+    try:
+        model(input_ids=ids, use_cache=False, **({"logits_to_keep": 1} if _keeps_logits(model) else {}))
+    finally:
+        hook.remove()
+    return kept[-1]
+
+
+def _keeps_logits(model: nn.Module) -> bool:
+    """Whether the model's forward takes `logits_to_keep` (transformers' causal LMs do)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft wrapper passes it on
+    return "logits_to_keep" in inspect.signature(base.forward).parameters
 
 
 def labeled(ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -186,7 +186,7 @@ class LanguageTask:
         if alphas:
             metrics.update(_alpha_stats(torch.cat(alphas), self.world))
         if self.world.distributed:  # this rank's shares -> the batch's values
-            loss, metrics["ce"] = (torch.tensor(sum_scalar(x)) for x in (loss, metrics["ce"]))
+            loss, metrics["ce"] = (torch.tensor(sum_scalar(x), dtype=torch.float64) for x in (loss, metrics["ce"]))
         return LearnerStep(loss, metrics, (parts, denom) if meta else None)
 
     def _targets(self, h: torch.Tensor, head: Head, b: Shifted) -> StepTargets:
@@ -224,8 +224,21 @@ class LanguageTask:
     def save_model(self, path: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
         """A directory AutoModelForCausalLM / AutoTokenizer load (and evaluation reads).
         `state_dict`: the full weights (gathered from the ranks under FSDP); None: the learner's own."""
-        self.learner.save_pretrained(path, safe_serialization=True, **({} if state_dict is None else {"state_dict": state_dict}))
+        kw = {} if state_dict is None else {"state_dict": _retied(self.learner, state_dict)}
+        self.learner.save_pretrained(path, safe_serialization=True, **kw)
         self.tok.save_pretrained(path)
+
+
+def _retied(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A gathered state dict holds tied weights (Qwen's embeddings and head) as separate copies;
+    give every alias its first name's tensor, so save_pretrained writes it once, as it does
+    for the model's own state dict."""
+    first: dict[int, str] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        primary = first.setdefault(id(p), name)
+        if primary != name and name in state_dict and primary in state_dict:
+            state_dict[name] = state_dict[primary]
+    return state_dict
 
 
 def _alpha_stats(a: torch.Tensor, world: World) -> dict[str, torch.Tensor]:
@@ -234,7 +247,7 @@ def _alpha_stats(a: torch.Tensor, world: World) -> dict[str, torch.Tensor]:
         return {"alpha_mean": a.mean(), "alpha_std": a.std() if a.numel() > 1 else torch.zeros(())}
     n, s1, s2 = (sum_scalar(x) for x in (a.numel(), a.double().sum(), a.double().square().sum()))
     var = (s2 - s1 * s1 / n) / (n - 1) if n > 1 else 0.0
-    return {"alpha_mean": torch.tensor(s1 / n), "alpha_std": torch.tensor(max(var, 0.0) ** 0.5)}
+    return {"alpha_mean": torch.tensor(s1 / n, dtype=torch.float64), "alpha_std": torch.tensor(max(var, 0.0) ** 0.5, dtype=torch.float64)}
 
 
 def _total(xs: list[torch.Tensor]) -> torch.Tensor:

@@ -29,7 +29,7 @@ import torch
 from torch.distributed.tensor import DTensor
 
 from vpt import paths, preempt
-from vpt.dist import World, any_rank, barrier, init_world, shard_learner
+from vpt.dist import World, any_rank, barrier, init_world, reshard, shard_learner
 from vpt.errors import NonFiniteError, VptError
 from vpt.progress import progress
 from vpt.train import checkpoint as ckpt
@@ -178,6 +178,7 @@ class Trainer(TrainerState):
                 row.update(self.designer_step(objective, scope, g_down, self.gen, self.task.designer_regulariser,
                                               step=self.step + 1))
         self.task.end_meta_step()
+        reshard(self.model)  # its forwards had no backward: drop gathered copies before the optimizer steps the shards
         return row
 
     def _backward(self, loss: torch.Tensor) -> None:
