@@ -128,13 +128,25 @@ def measure_estimators(arm: str, s: dict[str, Any]) -> dict[str, float]:
         return result
 
 
+def side_by_side(s: dict[str, Any], deadline: float | None = None) -> dict[str, Any]:
+    """Both arms alternating over s["repeats"] (each run in its own process): runs, per-arm summaries, ratios."""
+    rows = alternate(ARMS, s["repeats"], measure, s, desc="overhead", deadline=deadline)
+    metrics = ("tokens_per_s", "step_s", "peak_mem", "peak_mem_run", "value_update_frac", "soft_targets_frac",
+               "feedback_grad_frac", "estimate_frac", "value_updates")
+    return {
+        "runs": rows,
+        "arms": {arm: {m: arm_summary(rows, arm, m) for m in metrics} for arm in ARMS},
+        "ratios": {m: ratio_summary(rows, "vpt", "ntp", m) for m in ("tokens_per_s", "step_s", "peak_mem", "peak_mem_run")},
+    }
+
+
 def run_benchmark(s: dict[str, Any]) -> dict[str, Any]:
     """Both arms side by side, then the estimators; `s` from resolve_settings plus "config"."""
     import torch
     import transformers
 
-    rows = alternate(ARMS, s["repeats"], measure, s, desc="overhead")
-    ratios = {m: ratio_summary(rows, "vpt", "ntp", m) for m in ("tokens_per_s", "step_s", "peak_mem", "peak_mem_run")}
+    table = side_by_side(s)
+    ratios = table["ratios"]
     est = run_isolated(measure_estimators, "vpt", s)
     checks = {
         "tokens_per_s": ratios["tokens_per_s"]["median"] >= TARGETS["tokens_per_s"],
@@ -147,11 +159,7 @@ def run_benchmark(s: dict[str, Any]) -> dict[str, Any]:
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
                     "transformers": transformers.__version__,
                     "device": torch.cuda.get_device_name() if torch.cuda.is_available() and s.get("device") != "cpu" else "cpu"},
-        "runs": rows,
-        "arms": {arm: {m: arm_summary(rows, arm, m) for m in ("tokens_per_s", "step_s", "peak_mem", "peak_mem_run", "value_update_frac",
-                                                               "soft_targets_frac", "feedback_grad_frac", "estimate_frac",
-                                                               "value_updates")} for arm in ARMS},
-        "ratios": ratios,
+        **table,
         "estimators": est,
         "targets": TARGETS,
         "target_met": checks,
