@@ -76,7 +76,7 @@ def add_scale_benchmarks(bench: Any, sub: Sub) -> None:
     p.add_argument("--seq-len", dest="seq_len", type=int, help="tokens per row (default 256)")
     p.add_argument("--fd-eps", dest="fd_eps", type=float, help="default: train.value.fd_eps")
     p.add_argument("--min-cosine", dest="min_cosine", type=float, help="the recommendation's bar (default 0.99)")
-    p.add_argument("--repeats", type=int, help="timed calls per setting (default 1)")
+    p.add_argument("--repeats", type=int, help="calls per setting; from 2 on the first is an untimed warm-up (default 2)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--threads", type=int)
     p.add_argument("--out", default="results/bench/precision.json")
