@@ -66,7 +66,7 @@ def test_precision_reference_and_autograd_agree(config_args: list[str], tmp_path
     rec = r["recommendation"]
     assert rec["setting"] in rec["qualified"] and "fp32" in rec["qualified"]
     assert rows[rec["setting"]]["seconds"] == min(rows[n]["seconds"] for n in rec["qualified"])
-    assert r["batch"] == {"rows": 1, "seq_len": SEQ_LEN, "device": "cpu"}
+    assert r["batch"] == {"rows": 1, "seq_len": SEQ_LEN, "device": "cpu"} and r["kind"] == "dot"
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
@@ -80,7 +80,9 @@ def test_gpu_tiny_runs_every_part_on_cpu(config_args: list[str], tmp_path: Path)
     out = tmp_path / "gpu.json"
     assert main(["bench", "gpu", *config_args, "--allow-cpu", "--tiny", "--threads", "1", "--out", str(out)]) == 0
     r = json.loads(out.read_text())
-    assert r["mode"] == "tiny" and r["machine"]["device"] == ("cpu" if not torch.cuda.is_available() else r["machine"]["device"])
+    assert r["mode"] == "tiny" and r["attn_implementation"] == "sdpa"
+    if not torch.cuda.is_available():
+        assert r["machine"]["device"] == "cpu" and r["gpu"] is None
     assert list(r["parts"]) == ["learner_step", "table3", "memory", "precision"]
     for name, part in r["parts"].items():
         assert part["status"] == "ok", (name, part.get("error"))

@@ -105,8 +105,9 @@ def run_benchmark(s: dict[str, Any], out: Path, allow_cpu: bool, tiny: bool) -> 
     device = check_device(allow_cpu, tiny)
     s = {**s, **(TINY if tiny else {})}
     b = base_settings(s, device, tiny)
-    result: dict[str, Any] = {"benchmark": "gpu", "mode": "tiny" if tiny else "full", "settings": {**s, **b},
-                              "machine": machine_info(device), "attn_implementation": b["attn_implementation"],
+    machine = machine_info(device)
+    result: dict[str, Any] = {"benchmark": "gpu", "mode": "tiny" if tiny else "full", "settings": {**s, **b}, "machine": machine,
+                              "gpu": machine["device"] if device == "cuda" else None, "attn_implementation": b["attn_implementation"],
                               "dtype": b["dtype"], "parts": {}}
     start = time.monotonic()
     for name in PARTS:

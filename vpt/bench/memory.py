@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vpt.bench.learners import default_seq_len, machine_info
+from vpt.bench.learners import build_trainer, default_seq_len, machine_info
 from vpt.bench.sidebyside import current_rss_bytes, peak_rss_bytes, reset_peak_rss, run_isolated
 from vpt.errors import VptError
 from vpt.progress import progress
@@ -92,8 +92,6 @@ def measure_point(method: str, s: dict[str, Any]) -> dict[str, Any]:
 
 def build(method: str, s: dict[str, Any], run_dir: str) -> Any:
     """The trainer of one point: global batch, micro-batch and seq_len from the point; meta_every 1."""
-    from vpt.bench.learners import build_trainer
-
     return build_trainer(method, {**s, "batch_size": s["global_batch"], "micro_batch_size": s["micro_batch"],
                                   "meta_every": 1, "steps": s["warmup"] + s["steps"]}, run_dir)
 
@@ -153,10 +151,11 @@ def run_benchmark(s: dict[str, Any], cfg: dict[str, Any], out: Path) -> dict[str
 
     check_methods(s["methods"])
     points, skipped = plan(s, cfg)
+    machine = machine_info(s.get("device"))
     rows = []
     for point in progress(points, desc="bench memory", unit="config"):
-        rows.append({**point, **run_isolated(measure_point, point["method"], {**s, **point}), "host": machine_info()["host"]})
-    result = {"benchmark": "memory", "settings": s, "machine": machine_info(s.get("device")),
+        rows.append({**point, **run_isolated(measure_point, point["method"], {**s, **point}), "host": machine["host"]})
+    result = {"benchmark": "memory", "settings": s, "machine": machine,
               "peak_kind": rows[0]["peak_kind"] if rows else None, "rows": rows, "skipped": skipped,
               "ratios": ratios(rows), "flatness": flatness(rows), "target": {"ratio_over_ntp_max": TARGET_RATIO}}
     result["plot"] = [str(p) for p in plot(rows, out.with_suffix(""))]

@@ -10,6 +10,7 @@ Per setting: cosine similarity and relative norm error of grad_phi V against the
 its relative error, and the wall time of one estimate. `recommendation` is computed from these:
 the cheapest setting whose cosine >= min_cosine. The objective is the language task's own
 (LanguageTask.value_objective, built as `vpt bench overhead`'s estimator comparison builds it),
+the estimate vpt.value.estimators.value_gradient of the config's value kind (what DesignerStep calls),
 without the scope-boundary replay, so each setting runs its own forwards in its own precision.
 """
 
@@ -24,7 +25,7 @@ from typing import Any
 import torch
 
 from vpt.bench.learners import build_trainer, machine_info
-from vpt.value.estimators import MetaGradient, meta_gradient
+from vpt.value.estimators import MetaGradient, value_gradient
 from vpt.value.flat import dot, norm
 
 SETTINGS = ("fp32", "bf16_autocast", "bf16_weights")  # cheapest-first is decided by the measured time, not this order
@@ -92,12 +93,14 @@ def estimates(t: Any, s: dict[str, Any]) -> dict[str, tuple[MetaGradient, float]
     g_down, _ = t.downstream_gradient()
     eps = s.get("fd_eps") or t.cfg.value.fd_eps
 
+    kind = t.cfg.value.kind  # dot or cosine, as the trainer's DesignerStep computes it
+
     def fd(obj: Any) -> Callable[[], MetaGradient]:
-        return lambda: meta_gradient("finite_difference", obj, scope, g_down, t.d_params, eps, fused=True)
+        return lambda: value_gradient(kind, "finite_difference", obj, scope, g_down, t.d_params, eps, fused=True)
 
     out = {"fp32": timed(fd(objective), s["repeats"], device),
            "bf16_autocast": timed(fd(AutocastLearner(objective, device.type, torch.bfloat16)), s["repeats"], device),
-           SANITY: timed(lambda: meta_gradient("autograd", objective, scope, g_down, t.d_params), s["repeats"], device)}
+           SANITY: timed(lambda: value_gradient(kind, "autograd", objective, scope, g_down, t.d_params), s["repeats"], device)}
     t.model.to(torch.bfloat16)  # in place: the scope list keeps pointing at the (now bf16) parameters
     out["bf16_weights"] = timed(fd(objective), s["repeats"], device)
     return out
@@ -122,13 +125,13 @@ def run_precision(s: dict[str, Any]) -> dict[str, Any]:
             ev.batch_size = s["rows"]  # the feedback batch as small as the unlabeled one
         runs = estimates(t, s)
         seq_len = t.task.units_per_batch // t.cfg.batch_size
-        device = str(t.device)
+        device, kind, eps = str(t.device), t.cfg.value.kind, s.get("fd_eps") or t.cfg.value.fd_eps
     ref = runs["fp32"][0]
     rows = {name: {**compare(mg, ref), "seconds": sec} for name, (mg, sec) in runs.items()}
     return {
         "benchmark": "precision", "settings": s, "machine": machine_info(device),
         "batch": {"rows": s["rows"], "seq_len": seq_len, "device": device},
-        "estimator": "finite_difference (fused); sanity row: autograd", "reference": "fp32",
+        "estimator": "finite_difference (fused); sanity row: autograd", "kind": kind, "fd_eps": eps, "reference": "fp32",
         "rows": {name: rows[name] for name in (*SETTINGS, SANITY)},
         "autograd_vs_fd_fp32": {"cosine": rows[SANITY]["cosine"], "grad_rel_err": rows[SANITY]["grad_rel_err"]},
         "recommendation": recommend(rows, s["min_cosine"]),
