@@ -25,7 +25,7 @@ def config_args(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 def test_memory_writes_every_point_its_ratios_and_the_plot(config_args: list[str], tmp_path: Path) -> None:
     out = tmp_path / "memory.json"
-    argv = ["bench", "memory", *config_args, "--micro-batch", "1", "2", "3", "--seq-len", "32", "--threads", "1", "--out", str(out)]
+    argv = ["bench", "memory", *config_args, "--micro-batch", "1", "2", "3", "--threads", "1", "--out", str(out)]
     assert main(argv) == 0
     r = json.loads(out.read_text())
     assert r["benchmark"] == "memory" and r["peak_kind"].startswith("peak RSS")
@@ -33,8 +33,9 @@ def test_memory_writes_every_point_its_ratios_and_the_plot(config_args: list[str
     assert [(x["method"], x["micro_batch"]) for x in r["skipped"]] == [("ntp", 3), ("vpt", 3)]  # 3 does not divide 4
     for row in r["rows"]:
         assert {"method", "micro_batch", "seq_len", "global_batch", "peak_bytes", "device", "dtype", "torch", "host"} <= set(row)
-        assert (row["global_batch"], row["seq_len"], row["seq_len_measured"], row["device"]) == (4, 32, 32, "cpu")
-        assert row["peak_bytes"] > 0 and row["torch"] == torch.__version__
+        # no --seq-len: the config learner's packed rows as they are
+        assert (row["global_batch"], row["seq_len"], row["seq_len_measured"], row["device"]) == (4, SEQ_LEN, SEQ_LEN, "cpu")
+        assert row["peak_bytes"] > 0 and row["peak_above_built_bytes"] >= row["peak_bytes"] and row["torch"] == torch.__version__
         assert row["meta_steps"] == (1 if row["method"] == "vpt" else 0)  # the measured vpt step has its meta step
     assert [(x["method"], x["micro_batch"]) for x in r["ratios"]] == [("vpt", 1), ("vpt", 2)]
     by = {(x["method"], x["micro_batch"]): x["peak_bytes"] for x in r["rows"]}

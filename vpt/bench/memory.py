@@ -8,7 +8,9 @@ state and the allocator's pools exist after the first), then the peak over `step
     GPU: torch.cuda.max_memory_allocated over the measured steps (absolute: weights, gradients,
          optimizer state, activations, logits, the meta step), reset at their start;
     CPU: peak RSS (VmHWM) during the measured steps minus the process's RSS just before them
-         (what the step adds on top of the resident model and optimizer state).
+         (what the step adds on top of the resident model and optimizer state; memory freed in
+         warm-up stays resident and is reused, so also peak_above_built_bytes: the peak over all
+         steps above the RSS of the built trainer, first-step allocations included).
 With gradient accumulation the peak should follow the micro-batch, not the global batch: a list
 of global batches at a fixed micro-batch shows it (`flatness`: max/min peak over global batches).
 Ratios method/ntp at each point; the paper's target for vpt is <= 1.05 (Table 3's peak memory).
@@ -42,9 +44,9 @@ def check_methods(methods: list[str]) -> None:
 
 
 def plan(s: dict[str, Any], cfg: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(points to measure, points skipped with the reason). seq_len None: the learner's default
-    (1024 for a model shape, pack.seq_len for the config's learner); global batch: train.batch_size."""
-    seq_lens = s["seq_len"] or [default_seq_len({"learner": s["learner"]}) or cfg["pack"]["seq_len"]]
+    """(points to measure, points skipped with the reason). seq_len: the learner's default (1024 for
+    a model shape; None, the packed rows' length, for the config's learner); global batch: train.batch_size."""
+    seq_lens = s["seq_len"] or [default_seq_len({"learner": s["learner"]})]  # None: the packed rows as they are
     globals_ = s["global_batch"] or [cfg["train"]["batch_size"]]
     points, skipped = [], []
     for method, seq_len, batch, micro in itertools.product(s["methods"], seq_lens, globals_, s["micro_batch"]):
@@ -66,8 +68,11 @@ def measure_point(method: str, s: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="vpt-bench-memory-") as run_dir:
         t = build(method, s, run_dir)
         cuda = t.device.type == "cuda"
+        reset_peak_rss()
+        built = current_rss_bytes()
         for _ in range(s["warmup"]):
             t.train_step()
+        warmup_peak = peak_rss_bytes()
         if cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
@@ -82,6 +87,9 @@ def measure_point(method: str, s: dict[str, Any]) -> dict[str, Any]:
             "peak_bytes": float(torch.cuda.max_memory_allocated() if cuda else peak_rss_bytes() - before),
             "peak_reserved_bytes": float(torch.cuda.max_memory_reserved()) if cuda else None,
             "rss_before_bytes": float(before), "peak_kind": PEAK_KIND["cuda" if cuda else "cpu"],
+            # CPU: freed memory stays resident (the allocator keeps it), so the measured step reuses
+            # what warm-up touched; this one also counts the first step's allocations (AdamW state)
+            "peak_above_built_bytes": float(max(warmup_peak, peak_rss_bytes()) - built),
             "seq_len_measured": t.task.units_per_batch // t.cfg.batch_size, "meta_steps": sum("value" in r for r in rows),
             "step_s": seconds / s["steps"], "device": str(t.device), "dtype": t.cfg.dtype,
             "param_dtype": str(t.param_dtype).removeprefix("torch."),
@@ -154,7 +162,8 @@ def run_benchmark(s: dict[str, Any], cfg: dict[str, Any], out: Path) -> dict[str
     machine = machine_info(s.get("device"))
     rows = []
     for point in progress(points, desc="bench memory", unit="config"):
-        rows.append({**point, **run_isolated(measure_point, point["method"], {**s, **point}), "host": machine["host"]})
+        row = {**point, **run_isolated(measure_point, point["method"], {**s, **point}), "host": machine["host"]}
+        rows.append({**row, "seq_len": row["seq_len"] or row["seq_len_measured"]})
     result = {"benchmark": "memory", "settings": s, "machine": machine,
               "peak_kind": rows[0]["peak_kind"] if rows else None, "rows": rows, "skipped": skipped,
               "ratios": ratios(rows), "flatness": flatness(rows), "target": {"ratio_over_ntp_max": TARGET_RATIO}}
