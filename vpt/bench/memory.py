@@ -147,6 +147,8 @@ def plot(rows: list[dict[str, Any]], stem: Path) -> list[Path]:
         label = f"{method}, seq {seq_len}" + (f", batch {batch}" if several else "")
         ax.plot([r["micro_batch"] for r in pts], [r["peak_bytes"] / 1e9 for r in pts], marker="o", label=label)
     ax.set_xscale("log", base=2)
+    micro = sorted({r["micro_batch"] for r in rows})
+    ax.set_xticks(micro, [str(m) for m in micro])  # rows, not powers of two
     ax.set_xlabel("micro-batch (rows per forward)")
     ax.set_ylabel("peak memory (GB)" + ("" if rows and rows[0]["device"].startswith("cuda") else ", above pre-step RSS"))
     ax.legend(fontsize=8)
