@@ -121,3 +121,23 @@ def test_table3_cells_follow_the_paper_layout(tmp_path) -> None:
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(VptError, match="lacks 'arms'"):
         write_table3(tmp_path / "bad.json", tmp_path / "t")
+
+
+def sleeper(arm: str, settings: dict) -> dict[str, float]:
+    import time
+
+    time.sleep(settings["seconds"])
+    return {"slept": settings["seconds"]}
+
+
+def test_run_isolated_stops_a_run_past_its_timeout() -> None:
+    import multiprocessing as mp
+    import time
+
+    from vpt.bench.sidebyside import run_isolated
+
+    assert run_isolated(sleeper, "a", {"seconds": 0.0}, timeout=60) == {"slept": 0.0}
+    t0 = time.monotonic()
+    with pytest.raises(mp.TimeoutError):
+        run_isolated(sleeper, "a", {"seconds": 120.0}, timeout=1.0)
+    assert time.monotonic() - t0 < 60  # killed, not waited for

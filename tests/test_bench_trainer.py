@@ -5,44 +5,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
-import torch
-import yaml
 
 from vpt.bench.trainer import ARMS, measure, settings_from_config
 from vpt.cli import main
 from vpt.config import load_config
-from vpt.data.pack import PackConfig, pack
-from vpt.data.synth import SynthConfig, generate
-from vpt.data.tokenizer import corpus_texts, load_tokenizer, train_bpe
-from vpt.models.learner import build_from_architecture
 
-from conftest import REPO
-
-ARCH = {"model_type": "qwen2", "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4,
-        "num_key_value_heads": 2, "intermediate_size": 64, "max_position_embeddings": 128, "tie_word_embeddings": True}
+from bench_world import make_world
 
 
 @pytest.fixture(scope="module")
 def configs(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """The embedded config with data_dir/results_dir in a tmp dir holding a tiny tokenizer,
-    packed corpus and saved base model where vpt.paths looks for them."""
-    root = tmp_path_factory.mktemp("bench_trainer")
-    override = {"data_dir": str(root / "data"), "results_dir": str(root / "results"),
-                "train": {"batch_size": 4, "warmup_steps": 2, "lr": 3e-3}}
-    (root / "override.yaml").write_text(yaml.safe_dump(override))
-    paths = [str(REPO / "config" / "config.yaml"), str(root / "override.yaml")]
-    cfg = load_config(paths)
-    corpus = pd.DataFrame(generate(SynthConfig(n_docs=300, seed=0)))
-    tok_dir = root / "data" / "tokenizer" / cfg["tokenizer"]["name"]
-    train_bpe(corpus_texts(corpus["problem"], corpus["solution"]), 400, 2, tok_dir)
-    tok = load_tokenizer(tok_dir)
-    pack(corpus, tok, PackConfig(seq_len=48, shuffle_buffer=50, seed=0), root / "data" / "packed" / "corpus" / "decontaminated", "t", "s")
-    torch.manual_seed(0)
-    model = build_from_architecture(ARCH, len(tok), tok.eos_token_id, tok.pad_token_id, "sdpa")
-    model.save_pretrained(root / "results" / "models" / "base" / "final")
-    return paths
+    """The embedded config over a tiny tokenizer, packed corpus and saved base model (bench_world)."""
+    return make_world(tmp_path_factory.mktemp("bench_trainer"), {"train": {"batch_size": 4, "warmup_steps": 2, "lr": 3e-3}})
 
 
 def test_both_arms_take_the_same_steps_on_the_same_data(configs: list[str]) -> None:

@@ -5,6 +5,7 @@ where vpt.paths says, so running a stage by hand and through Snakemake give the 
   vpt data synth|download|decontaminate|tokenizer|pack
   vpt bench decontaminate      throughput of the decontamination stage
   vpt bench trainer            tokens/s of our ntp loop against transformers.Trainer
+  vpt bench memory|precision|gpu   peak memory vs micro-batch, bf16 meta-gradients, one GPU session (vpt.bench.commands)
   vpt lab <stage>              the CPU lab's stages (vpt.lab.commands)
   vpt launch / vpt env         run a stage where the config says / show a job rank's distributed environment
 """
@@ -261,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch threads in both arms (default: os.cpu_count())")
     p.add_argument("--device", help="cpu or cuda (one GPU: choose it with CUDA_VISIBLE_DEVICES; default: cuda when available)")
     p.add_argument("--out", default="results/bench/trainer.json")
+    from vpt.bench.commands import add_scale_benchmarks  # memory, precision, gpu
+
+    add_scale_benchmarks(bench, _sub)
 
     _add_launch(top)
     p = _sub(top, "env", cmd_env, "print the distributed environment this process sees (debug a multi-task launch)",

@@ -12,91 +12,31 @@ Ratios vpt/ntp are formed within each repeat; the JSON gives their median and ra
 A second measurement prices the meta-gradient estimators on one batch: `finite_difference`
 (fused, from the scope boundary: the training default) against `autograd`, with their agreement.
 
-Learners: `config` (the config's learner, e.g. the embedded base model, on the packed corpus) or
-`qwen1.5-0.5b` (random init in Qwen1.5-0.5B's shape; the packed corpus re-cut to seq_len rows).
+Learners and the trainer: vpt.bench.learners (shared with vpt bench memory, precision and gpu).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import platform
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from vpt.bench.learners import FAST_PATHS, LEARNERS, QWEN15_05B, build_trainer, recut_packed  # noqa: F401 (re-exported)
+from vpt.bench.learners import resolve_settings as bench_settings
 from vpt.bench.sidebyside import (alternate, arm_summary, current_rss_bytes, peak_rss_bytes, ratio_summary, reset_peak_rss,
                                    run_isolated)
 
 ARMS = ("ntp", "vpt")
-# Qwen1.5-0.5B's config.json (hub: Qwen/Qwen1.5-0.5B), weights left random.
-QWEN15_05B = {"model_type": "qwen2", "vocab_size": 151936, "hidden_size": 1024, "intermediate_size": 2816,
-              "num_hidden_layers": 24, "num_attention_heads": 16, "num_key_value_heads": 16,
-              "max_position_embeddings": 32768, "rope_theta": 1000000.0, "rms_norm_eps": 1e-6,
-              "tie_word_embeddings": True}
-LEARNERS = {"config": None, "qwen1.5-0.5b": QWEN15_05B}
 TARGETS = {"tokens_per_s": 0.95, "peak_mem": 1.05, "fd_over_autograd": 0.5}
-FAST_PATHS = ("fd_fused", "scope_cache", "feedback_scope_graph")  # train.value switches; --plain turns them off
 
 
 def resolve_settings(section: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Defaults (the schema's bench.overhead) <- the config's section <- command-line overrides (None: not given)."""
-    from vpt.config import section_defaults
-
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return {"threads": os.cpu_count() or 1, **section_defaults("bench", "overhead"), **section, **given}
-
-
-def recut_packed(src: Path, seq_len: int, out: Path) -> Path:
-    """The packed corpus as rows of `seq_len` tokens (consecutive rows joined, answer masks kept)."""
-    from vpt.data.pack import open_packed
-
-    ids, labels, meta = open_packed(src)
-    n = ids.size // seq_len
-    if n == 0:
-        raise ValueError(f"{src}: {ids.size} tokens, fewer than one row of seq_len {seq_len}")
-    out.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for key, arr in (("input_ids", ids), ("labels", labels)):
-        np.asarray(arr).reshape(-1)[: n * seq_len].reshape(n, seq_len).tofile(out / f"{key}.bin")
-        files[key] = {"file": f"{key}.bin", "dtype": str(arr.dtype), "shape": [n, seq_len]}
-    (out / "meta.json").write_text(json.dumps({**meta, "files": files, "seq_len": seq_len, "recut_from": str(src)}))
-    return out
-
-
-def _trainer(arm: str, s: dict[str, Any], run_dir: str) -> Any:
-    import torch
-
-    from vpt.runs import resolve_run, train_setup
-    from vpt.config import load_config
-    from vpt.language.task import language_trainer
-
-    cfg = load_config(s["config"])
-    tcfg, spec = train_setup(cfg, resolve_run(cfg, None, arm), run_dir)
-    tcfg.steps = s["warmup"] + s["window"]
-    tcfg.checkpoint_every, tcfg.log_every, tcfg.snapshot_steps = 10**9, 10**9, []
-    if s.get("batch_size"):
-        tcfg.batch_size = s["batch_size"]
-    if s.get("meta_every"):
-        tcfg.value.meta_every = s["meta_every"]
-    tcfg.value.burn_in = 0
-    if s.get("dtype"):
-        tcfg.dtype = s["dtype"]
-    for key in (*FAST_PATHS, "estimator"):
-        if s.get(key) is not None:
-            setattr(tcfg.value, key, s[key])
-    shape = LEARNERS[s["learner"]]
-    if shape is not None:
-        spec.learner_path, spec.architecture = None, shape
-    seq_len = s.get("seq_len") or (1024 if shape is not None else None)  # the issue's GPU setting: 1024
-    if seq_len:
-        spec.packed_dir = recut_packed(Path(spec.packed_dir), seq_len, Path(run_dir) / "packed")
-    torch.manual_seed(0)
-    return language_trainer(tcfg, spec, device=s.get("device"))
+    return bench_settings("overhead", section, overrides)
 
 
 def measure(arm: str, s: dict[str, Any]) -> dict[str, float]:
@@ -110,7 +50,7 @@ def measure(arm: str, s: dict[str, Any]) -> dict[str, float]:
 
     rss_libraries = current_rss_bytes()
     with tempfile.TemporaryDirectory(prefix="vpt-bench-") as run_dir:
-        t = _trainer(arm, s, run_dir)
+        t = build_trainer(arm, s, run_dir)
         cuda = t.device.type == "cuda"
         for _ in range(s["warmup"]):
             t.train_step()
@@ -151,7 +91,7 @@ def measure_estimators(arm: str, s: dict[str, Any]) -> dict[str, float]:
 
     torch.set_num_threads(s["threads"])
     with tempfile.TemporaryDirectory(prefix="vpt-bench-") as run_dir:
-        t = _trainer("vpt", {**s, "meta_every": 10**9}, run_dir)
+        t = build_trainer("vpt", {**s, "meta_every": 10**9}, run_dir)
         t.train_step()  # a step so the designer is in a training state; no meta update
         step = t.task.learner_step(t.task.next_batch(), True, t._autocast, t._phase,
                                    backward=lambda loss: None)  # kept for a meta step; no learner update
@@ -189,13 +129,25 @@ def measure_estimators(arm: str, s: dict[str, Any]) -> dict[str, float]:
         return result
 
 
+def side_by_side(s: dict[str, Any], deadline: float | None = None) -> dict[str, Any]:
+    """Both arms alternating over s["repeats"] (each run in its own process): runs, per-arm summaries, ratios."""
+    rows = alternate(ARMS, s["repeats"], measure, s, desc="overhead", deadline=deadline)
+    metrics = ("tokens_per_s", "step_s", "peak_mem", "peak_mem_run", "value_update_frac", "soft_targets_frac",
+               "feedback_grad_frac", "estimate_frac", "value_updates")
+    return {
+        "runs": rows,
+        "arms": {arm: {m: arm_summary(rows, arm, m) for m in metrics} for arm in ARMS},
+        "ratios": {m: ratio_summary(rows, "vpt", "ntp", m) for m in ("tokens_per_s", "step_s", "peak_mem", "peak_mem_run")},
+    }
+
+
 def run_benchmark(s: dict[str, Any]) -> dict[str, Any]:
     """Both arms side by side, then the estimators; `s` from resolve_settings plus "config"."""
     import torch
     import transformers
 
-    rows = alternate(ARMS, s["repeats"], measure, s, desc="overhead")
-    ratios = {m: ratio_summary(rows, "vpt", "ntp", m) for m in ("tokens_per_s", "step_s", "peak_mem", "peak_mem_run")}
+    table = side_by_side(s)
+    ratios = table["ratios"]
     est = run_isolated(measure_estimators, "vpt", s)
     checks = {
         "tokens_per_s": ratios["tokens_per_s"]["median"] >= TARGETS["tokens_per_s"],
@@ -208,11 +160,7 @@ def run_benchmark(s: dict[str, Any]) -> dict[str, Any]:
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
                     "transformers": transformers.__version__,
                     "device": torch.cuda.get_device_name() if torch.cuda.is_available() and s.get("device") != "cpu" else "cpu"},
-        "runs": rows,
-        "arms": {arm: {m: arm_summary(rows, arm, m) for m in ("tokens_per_s", "step_s", "peak_mem", "peak_mem_run", "value_update_frac",
-                                                               "soft_targets_frac", "feedback_grad_frac", "estimate_frac",
-                                                               "value_updates")} for arm in ARMS},
-        "ratios": ratios,
+        **table,
         "estimators": est,
         "targets": TARGETS,
         "target_met": checks,

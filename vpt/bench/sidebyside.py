@@ -1,10 +1,15 @@
 """Side-by-side measurement of two (or more) arms on a noisy machine.
 
-Each measurement runs in a fresh spawned process, so peak memory (CUDA peak allocated, or the
+Each measurement runs in a fresh process, so peak memory (CUDA peak allocated, or the
 process's peak RSS on CPU) belongs to that arm alone and no arm inherits another's caches or
 allocator state. Arms alternate A B B A A B ... so slow drift of the machine (thermal state,
 other tenants) falls on both arms equally; ratios are formed within a repeat and summarised by
 their median and range over repeats.
+
+On a machine without CUDA the processes are forked from a forkserver that has only imported
+torch and transformers (no thread pools, no model): each starts as clean as a spawned one without
+paying the imports again (seconds per run on a loaded machine). With CUDA they are spawned: a
+library that probes the driver at import (cuInit) would leave forked children unable to use it.
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ import multiprocessing as mp
 import resource
 import statistics
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from vpt.progress import progress
 
+PRELOAD = ["torch", "transformers", "vpt.language.task"]  # imports only: nothing in them starts CUDA or threads
 Measure = Callable[[str, dict[str, Any]], dict[str, float]]
 
 
@@ -63,21 +70,31 @@ def _call(measure: Measure, arm: str, settings: dict[str, Any]) -> dict[str, flo
     return measure(arm, settings)
 
 
-def run_isolated(measure: Measure, arm: str, settings: dict[str, Any]) -> dict[str, float]:
-    """measure(arm, settings) in a fresh spawned process (measure must be a module-level function)."""
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(1, maxtasksperchild=1) as pool:
-        return pool.apply(_call, (measure, arm, settings))
+def run_isolated(measure: Measure, arm: str, settings: dict[str, Any], timeout: float | None = None) -> dict[str, float]:
+    """measure(arm, settings) in a fresh process (measure must be a module-level function).
+    `timeout` seconds: past it the process is killed and multiprocessing.TimeoutError raised."""
+    import torch
+
+    if torch.cuda.is_available():
+        ctx = mp.get_context("spawn")
+    else:
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(PRELOAD)  # read when the server starts (the first run)
+    with ctx.Pool(1, maxtasksperchild=1) as pool:  # leaving the block terminates the worker, finished or not
+        return pool.apply_async(_call, (measure, arm, settings)).get(timeout)
 
 
 def alternate(
     arms: Sequence[str], repeats: int, measure: Measure, settings: dict[str, Any], isolate: bool = True, desc: str = "bench",
+    deadline: float | None = None,
 ) -> list[dict[str, Any]]:
-    """One row {arm, repeat, **metrics} per (repeat, arm), in the order they ran."""
+    """One row {arm, repeat, **metrics} per (repeat, arm), in the order they ran. `deadline` (a
+    time.monotonic() value, isolated runs only): a run still going then is killed (TimeoutError)."""
     rows: list[dict[str, Any]] = []
     plan = [(r, arm) for r in range(repeats) for arm in order(arms, r)]
     for r, arm in progress(plan, desc=desc, unit="run"):
-        metrics = run_isolated(measure, arm, settings) if isolate else measure(arm, settings)
+        left = None if deadline is None else max(deadline - time.monotonic(), 0.001)
+        metrics = run_isolated(measure, arm, settings, left) if isolate else measure(arm, settings)
         rows.append({"arm": arm, "repeat": r, **metrics})
     return rows
 
