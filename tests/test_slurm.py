@@ -211,6 +211,34 @@ def test_a_two_task_job_runs_one_rank_per_task(slurm_cluster: None, tiny: Tiny, 
     assert f"slurm job {job.job_id} (env2) finished" in text
 
 
+def test_a_two_task_training_job_equals_the_local_two_process_run(slurm_cluster: None, tiny: Tiny, one_thread: None,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """`vpt train` as one SLURM job of 2 tasks (FSDP2 over gloo, one rank per task) finishes, and
+    its model equals the same run as a local 2-process submitit job."""
+    import io
+
+    import torch
+    from safetensors.torch import load_file
+
+    for var in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    cfg = copy.deepcopy(tiny.cfg)
+    cfg["slurm"]["resources"]["train"] = {"tasks_per_node": 2, "gpus": 0, "cpus": 1}
+    runs = {}
+    for backend in ("slurm", "local"):
+        run = tiny.root / "runs" / f"fsdp-{backend}"
+        argv = [*tiny.train_argv(run), "--steps", "20"]
+        job = L.submit(argv, cfg, "train", None, f"fsdp-{backend}", backend)
+        out = io.StringIO()
+        assert L.wait(job, cfg, backend, f"fsdp-{backend}", out=out) == 0, out.getvalue()[-4000:]
+        runs[backend] = run
+    for backend, run in runs.items():
+        assert [r["step"] for r in _rows(run)] == list(range(1, 21)), backend
+    a, b = (load_file(runs[k] / "final" / "model.safetensors") for k in ("slurm", "local"))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=0, atol=1e-6) for k in a)
+    assert [r["loss"] for r in _rows(runs["slurm"])] == pytest.approx([r["loss"] for r in _rows(runs["local"])], rel=1e-6)
+
+
 def test_paper_resources_become_sbatch_options(slurm_cluster: None) -> None:
     paper = load_config([REPO / "config" / "paper.yaml"])
     ex = L.make_executor("slurm", L.Settings.from_config(paper), L.resources_for(paper, "train", "qwen1.5-7b"), "train-7b")

@@ -119,11 +119,17 @@ def cmd_train(args: argparse.Namespace) -> None:
     tcfg, spec = train_setup(cfg, None if args.base else resolve_run(cfg, args.run, args.method), args.run_dir)
     if args.steps is not None:
         tcfg.steps = args.steps
-    trainer = language_trainer(tcfg, spec, device=args.device)
-    if trainer.resume_from is not None:
-        log.info("resuming from %s (step %d)", trainer.resume_from, trainer.step)
-    summary = trainer.run(stop_at=args.stop_at)
-    log.info("%s: %s", spec.run_dir, json.dumps(summary))
+    from vpt.dist import close_world
+
+    try:
+        trainer = language_trainer(tcfg, spec, device=args.device)  # FSDP over the ranks when RANK/WORLD_SIZE are set
+        if trainer.resume_from is not None and trainer.world.is_main:
+            log.info("resuming from %s (step %d)", trainer.resume_from, trainer.step)
+        summary = trainer.run(stop_at=args.stop_at)
+        if trainer.world.is_main:
+            log.info("%s: %s", spec.run_dir, json.dumps(summary))
+    finally:
+        close_world()
 
 
 def cmd_probe(args: argparse.Namespace) -> None:

@@ -86,9 +86,10 @@ def estimates(t: Any, s: dict[str, Any]) -> dict[str, tuple[MetaGradient, float]
     """Every setting's (meta-gradient, seconds) on one batch and one g_down; bf16 weights last (the cast is one-way)."""
     device = t.device
     batch = t.task.next_batch()
-    step = t.task.learner_step(batch, False, contextlib.nullcontext(), t._phase)  # fp32: the candidates and designer input
-    objective = t.task.value_objective(step, t.scope, fast_paths=False)
-    del step  # its loss holds the learner graph
+    step = t.task.learner_step(batch, True, contextlib.nullcontext, t._phase,  # fp32: the candidates and designer input
+                               backward=lambda loss: None)  # no learner update
+    objective = t.task.value_objective(step, t.scope, fast_paths=False)  # one objective per micro-batch
+    del step
     scope = [p for _, p in t.scope]
     g_down, _ = t.downstream_gradient()
     eps = s.get("fd_eps") or t.cfg.value.fd_eps
@@ -99,7 +100,7 @@ def estimates(t: Any, s: dict[str, Any]) -> dict[str, tuple[MetaGradient, float]
         return lambda: value_gradient(kind, "finite_difference", obj, scope, g_down, t.d_params, eps, fused=True)
 
     out = {"fp32": timed(fd(objective), s["repeats"], device),
-           "bf16_autocast": timed(fd(AutocastLearner(objective, device.type, torch.bfloat16)), s["repeats"], device),
+           "bf16_autocast": timed(fd([AutocastLearner(o, device.type, torch.bfloat16) for o in objective]), s["repeats"], device),
            SANITY: timed(lambda: value_gradient(kind, "autograd", objective, scope, g_down, t.d_params), s["repeats"], device)}
     t.model.to(torch.bfloat16)  # in place: the scope list keeps pointing at the (now bf16) parameters
     out["bf16_weights"] = timed(fd(objective), s["repeats"], device)

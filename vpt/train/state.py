@@ -15,43 +15,58 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
 from vpt import paths
-from vpt.dist import barrier, full_model_state_dict, load_sharded, save_atomic_distributed, save_sharded
+from vpt.dist import World, barrier, full_model_state_dict, load_sharded, save_atomic_distributed, save_sharded
 from vpt.errors import VptError
 from vpt.io import write_json
 from vpt.train import checkpoint as ckpt
-
-if TYPE_CHECKING:
-    from vpt.train.loop import Trainer
+from vpt.train.config import TrainConfig
+from vpt.train.metrics import MetricsLog
+from vpt.train.precision import MasterWeights
+from vpt.train.task import Task
 
 LOOP_KEYS = ("step", "steps", "method")  # the loop's own entries of state.json; the task's sit beside them
 SHARDED = "sharded"  # the checkpoint's DCP directory: learner weights (+ optimizer state)
 
 
 class TrainerState:
-    """Checkpoint, snapshot and final-model I/O of a Trainer."""
+    """Checkpoint, snapshot and final-model I/O of a Trainer (which sets these attributes)."""
 
-    def _config_dict(self: Trainer) -> dict[str, Any]:
+    cfg: TrainConfig
+    task: Task
+    world: World
+    run_dir: Path
+    device: torch.device
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    master: MasterWeights | None
+    designer: torch.nn.Module | None
+    d_opt: torch.optim.Optimizer
+    gen: torch.Generator
+    metrics: MetricsLog
+    step: int
+
+    def _config_dict(self) -> dict[str, Any]:
         """Everything that defines the run: the train config and the task's inputs (resume check)."""
         return {"train": self.cfg.to_dict(), **self.task.record()}
 
-    def _rng_state(self: Trainer) -> dict[str, Any]:
+    def _rng_state(self) -> dict[str, Any]:
         return {"torch": torch.get_rng_state(), "gen": self.gen.get_state(), "numpy": np.random.get_state(), "python": random.getstate()}
 
-    def _loop_state(self: Trainer) -> dict[str, Any]:
+    def _loop_state(self) -> dict[str, Any]:
         return {"step": self.step, "steps": self.cfg.steps, "method": self.cfg.method, **self.task.state_dict()}
 
-    def _sharded_optimizer(self: Trainer) -> torch.optim.Optimizer | None:
+    def _sharded_optimizer(self) -> torch.optim.Optimizer | None:
         """The optimizer saved with the learner's shards; None when it steps master copies instead
         (bf16 weights: its state goes to optim.pt, keyed by position)."""
         return self.opt if self.master is None else None
 
-    def save_checkpoint(self: Trainer) -> Path:
+    def save_checkpoint(self) -> Path:
         target = ckpt.step_dir(self.run_dir, self.step)
 
         def write(tmp: Path) -> None:
@@ -75,13 +90,13 @@ class TrainerState:
         barrier(self.world)
         return target
 
-    def _checkpoint_now(self: Trainer) -> Path:
+    def _checkpoint_now(self) -> Path:
         """A checkpoint of the current step, written unless the regular schedule just wrote it
         (a second save of a 7B model could outlast the scheduler's grace period)."""
         path = ckpt.step_dir(self.run_dir, self.step)
         return path if ckpt.latest(self.run_dir) == path else self.save_checkpoint()
 
-    def _load(self: Trainer, path: Path) -> None:
+    def _load(self, path: Path) -> None:
         state = json.loads((path / "state.json").read_text())
         if state["steps"] != self.cfg.steps or state["method"] != self.cfg.method:
             raise VptError(f"{path} was written by a run with method={state['method']} steps={state['steps']}; "
@@ -103,7 +118,7 @@ class TrainerState:
         random.setstate(rng["python"])
         self.metrics.load_state_dict(json.loads((path / "metrics.json").read_text()))
 
-    def _save_model_once(self: Trainer, target: Path, extra: dict[str, str]) -> None:
+    def _save_model_once(self, target: Path, extra: dict[str, str]) -> None:
         """A loadable model at `target` (text files `extra` beside it), written by rank 0 from the
         full learner weights (gathered from every rank under FSDP)."""
         full = full_model_state_dict(self.model) if self.world.distributed else None
@@ -119,14 +134,14 @@ class TrainerState:
             ckpt.save_atomic(target, write)
         barrier(self.world)
 
-    def save_snapshot(self: Trainer) -> Path:
+    def save_snapshot(self) -> Path:
         """The model as of now, in the same loadable format as final/, for checkpoint evaluations
         (Figure 2 left, Table 4's early stopping). Weights and tokenizer only: no optimizer state."""
         target = ckpt.snapshot_dir(self.run_dir, self.step)
         self._save_model_once(target, {"state.json": json.dumps({"step": self.step, "method": self.cfg.method}) + "\n"})
         return target
 
-    def save_final(self: Trainer) -> dict[str, Any]:
+    def save_final(self) -> dict[str, Any]:
         rows = self.metrics.rows
         summary = {
             **self._loop_state(), "finished": True,
