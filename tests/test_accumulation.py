@@ -105,3 +105,16 @@ def test_the_chunked_loss_never_forms_the_whole_logits() -> None:
         logp = (h @ w.t()).log_softmax(-1).gather(-1, ids)
         (-(scale * (q * logp).sum(-1)).sum()).backward()
     assert full.largest >= N * V
+
+
+def test_activation_checkpointing_trains_the_same_run(world: dict) -> None:  # noqa: F811
+    """Recomputing each block in backward changes memory, not numbers (float64, with meta steps)."""
+    runs = {}
+    for ac in (False, True):
+        t = make(world, f"ac-{ac}", "vpt", steps=4, activation_checkpointing=ac, **F64)
+        t.run()
+        runs[ac] = (t.metrics.rows, params(t))
+    for key in ("loss", "grad_norm", "value"):
+        assert [r[key] for r in runs[True][0] if key in r] == pytest.approx([r[key] for r in runs[False][0] if key in r], rel=1e-9)
+    for p, q in zip(runs[True][1], runs[False][1]):
+        torch.testing.assert_close(p, q, rtol=1e-9, atol=1e-12)

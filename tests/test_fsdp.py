@@ -82,3 +82,20 @@ def test_a_two_rank_run_resumes_on_one_process(world: dict) -> None:  # noqa: F8
     assert (split / "checkpoints/step_0000002/sharded/.metadata").exists() and not (split / "final").exists()
     train(world["root"], "fsdp-split", "vpt", ranks=1)
     assert_same_run(split, one)
+
+
+@pytest.mark.parametrize(("train", "why"), [
+    ({"value": {"estimator": "autograd"}}, "double backward.*use finite_difference"),
+    ({"value": {"estimator": "jvp"}}, "forward-mode AD.*use finite_difference"),
+    ({"value": {"kind": "cosine"}}, "skips FSDP's reduce-scatter.*kind 'dot'"),
+    ({"lora": {"r": 4}}, "LoRA learners train on one process"),
+])
+def test_what_fsdp_cannot_run_is_refused_with_the_reason(train: dict, why: str) -> None:
+    from vpt.errors import VptError
+    from vpt.train.config import TrainConfig
+    from vpt.train.loop import _refuse_under_fsdp
+
+    with pytest.raises(VptError, match=why):
+        _refuse_under_fsdp(TrainConfig.from_dict({"method": "vpt", **train}), precision_master=False)
+    with pytest.raises(VptError, match="train.weights bfloat16 keeps fp32 masters on one process"):
+        _refuse_under_fsdp(TrainConfig.from_dict({"method": "vpt"}), precision_master=True)

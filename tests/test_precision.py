@@ -35,3 +35,13 @@ def test_bf16_weights_keep_fp32_masters_and_resume_exactly(world: dict) -> None:
 def test_bf16_weights_need_a_bf16_compute_dtype() -> None:
     with pytest.raises(VptError, match="train.weights bfloat16.*train.dtype"):
         TrainConfig.from_dict({"weights": "bfloat16", "dtype": "float32"})
+
+
+def test_the_memory_arithmetic_counts_qwen_parameters_exactly() -> None:
+    """Qwen1.5-0.5B by hand: embedding 151,936 x 1,024 (tied with the head), 24 blocks of q/k/v/o
+    (4 x 1,024^2, q/k/v biases 3 x 1,024), SwiGLU (3 x 1,024 x 2,816), two norms, a final norm."""
+    from vpt.bench.arithmetic import QWEN15_05B, parameters, state_gb
+
+    block = 4 * 1024 * 1024 + 3 * 1024 + 3 * 1024 * 2816 + 2 * 1024
+    assert parameters(QWEN15_05B) == 151936 * 1024 + 24 * block + 1024 == 463_987_712
+    assert state_gb(463_987_712, "float32", 1) == pytest.approx(7.42, abs=0.01)

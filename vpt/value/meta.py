@@ -60,9 +60,10 @@ def downstream_gradient(
         with only:
             if by_backward:
                 g = [x.detach() for x in gradient_by_backward(lambda ev=ev: ev.losses(generator), scope, learner)]
-            for loss in [] if by_backward else ev.losses(generator):
-                gi = [x.detach() for x in torch.autograd.grad(loss, list(scope))]
-                g = gi if g is None else [a + b for a, b in zip(g, gi)]
+            else:
+                for loss in ev.losses(generator):  # one micro-batch's graph at a time
+                    gi = [x.detach() for x in torch.autograd.grad(loss, list(scope))]
+                    g = gi if g is None else [a + b for a, b in zip(g, gi)]
         assert g is not None, f"evaluator {ev.name!r} gave no loss"
         part = [ev.weight * x for x in g]  # weight 1.0 leaves g bit for bit as it is
         total = part if total is None else [a + b for a, b in zip(total, part)]
