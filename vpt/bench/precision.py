@@ -52,7 +52,8 @@ class AutocastLearner:
             return self.inner.loss(learner_graph)
 
     def loss_tangent(self, direction: Any) -> torch.Tensor:
-        raise NotImplementedError("forward-mode AD under autocast is not measured")
+        with torch.autocast(self.device_type, dtype=self.dtype):
+            return self.inner.loss_tangent(direction)
 
 
 def compare(mg: MetaGradient, ref: MetaGradient) -> dict[str, float]:

@@ -9,6 +9,7 @@ value estimators differentiate through."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,7 +74,13 @@ def hidden_of(model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
 def _keeps_logits(model: nn.Module) -> bool:
     """Whether the model's forward takes `logits_to_keep` (transformers' causal LMs do)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model  # a peft wrapper passes it on
-    return "logits_to_keep" in inspect.signature(base.forward).parameters
+    return _forward_takes_logits_to_keep(type(base))
+
+
+@functools.cache
+def _forward_takes_logits_to_keep(cls: type) -> bool:
+    """Per model class, once: this runs on every learner forward."""
+    return "logits_to_keep" in inspect.signature(cls.forward).parameters
 
 
 def labeled(ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
