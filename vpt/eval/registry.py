@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from vpt.registry import Registry, help_table
@@ -33,7 +34,26 @@ class EvalTask:
     summarize: Callable[[dict[str, Any], list[Row]], dict[str, Any]] = _same_metrics  # harness metrics, rows -> metrics
 
 
-TASK_REGISTRY: Registry[EvalTask] = Registry("evaluation task", packages=("vpt.eval.evaluators",))
+@dataclass(frozen=True)
+class NativeTask:
+    """A task vpt evaluates itself rather than through the harness (the vision evaluators): it
+    loads the saved model from a directory and returns (summary, rows) for vpt.eval.run."""
+
+    help: str
+    sections: tuple[str, ...]
+    needs: Callable[[Config], list[tuple[str, str, str]]]
+    evaluate: Callable[[Config, Path, str], tuple[dict[str, Any], list[Row]]]  # cfg, model dir, device -> (summary, rows)
+    modality: str = "vision"
+
+
+TASK_REGISTRY: Registry[EvalTask | NativeTask] = Registry("evaluation task", packages=("vpt.eval.evaluators",))
+
+
+def task_inputs(cfg: Config, task: str) -> list[Path]:
+    """The data files a task reads: the raw splits it needs (vpt.paths.raw_split)."""
+    from vpt import paths
+
+    return sorted({paths.raw_split(cfg, d, s) for _, d, s in TASK_REGISTRY.get(task).needs(cfg["eval"])})
 
 
 def tasks_help() -> str:
