@@ -79,6 +79,14 @@ def base_run_dir(cfg: Config) -> Path:
     return results_dir(cfg) / "models" / "base"
 
 
+VISION_BASE = "vision_base"  # the run id of the embedded tiny ViT (rule pretrain_vision_base), like "base"
+
+
+def vision_base_run_dir(cfg: Config) -> Path:
+    """The embedded default's tiny DINOv3-architecture ViT, DINO-pretrained from scratch."""
+    return results_dir(cfg) / "models" / VISION_BASE
+
+
 def run_dir(cfg: Config, run_id: str) -> Path:
     """A grid run (vpt.grid.Run.id): results/runs/<model>/<method>/<lr_seed_...>."""
     return results_dir(cfg) / "runs" / run_id
@@ -172,8 +180,9 @@ def eval_result(cfg: Config, run_id: str, task: str, checkpoint: str = FINAL) ->
 
 
 def model_dir(cfg: Config, run_id: str, checkpoint: str = FINAL) -> Path:
-    """The saved model of a run id ('base' is the embedded base model) at a checkpoint label."""
-    return saved_model(base_run_dir(cfg) if run_id == "base" else run_dir(cfg, run_id), checkpoint)
+    """The saved model of a run id ('base', 'vision_base': the embedded base models) at a checkpoint label."""
+    named = {"base": base_run_dir, VISION_BASE: vision_base_run_dir}
+    return saved_model(named[run_id](cfg) if run_id in named else run_dir(cfg, run_id), checkpoint)
 
 
 def bench_result(cfg: Config, name: str) -> Path:
