@@ -195,14 +195,23 @@ def test_dvc_round_trip_into_a_fresh_clone(embedded_run: Path, tmp_path: Path) -
 
 
 @pytest.mark.slow
-def test_table1_target_builds_only_table1_inputs(workdir: Path) -> None:
-    res = snakemake("--cores", "2", "results/tables/table1.md", cwd=workdir, timeout=1800)
-    assert res.returncode == 0, res.stderr[-3000:]
-    assert planned_jobs(res.stdout + res.stderr) == {
+def test_table1_target_builds_only_table1_inputs(workdir: Path, embedded_run: Path) -> None:
+    """From scratch, `snakemake results/tables/table1.md` plans exactly what Table 1 reads; in a
+    finished run with the table removed, building it runs its report job alone. (The jobs
+    themselves are the ones the end-to-end run executed; running them a second time from
+    scratch here would double the suite's longest test.)"""
+    dry = snakemake("-n", "--cores", "2", "results/tables/table1.md", cwd=workdir)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert planned_jobs(dry.stdout) == {
         "synth_corpus": 1, "download_corpus": 1, "download_gsm8k": 1, "decontaminate": 1, "tokenizer": 1,
         "pack_decontaminated": 1, "pretrain_base": 1, "train": 8, "eval": 8, "report_table1": 1}
-    evals = sorted(str(p.relative_to(workdir / "results/eval")) for p in (workdir / "results/eval").rglob("*.json"))
-    assert len(evals) == 8 and all(e.endswith("final/gsm8k.json") for e in evals)
-    assert not (workdir / "data/raw/mmlu").exists()
-    table = (workdir / "results/tables/table1.md").read_text()
-    assert "Baseline" in table and "V-Pretraining" in table
+    planned = set(re.findall(r"results/eval/\S+\.json", dry.stdout))
+    assert len(planned) == 8 and all(e.endswith("final/gsm8k.json") for e in planned), planned
+    before = (embedded_run / "results/tables/table1.md").read_text()
+    for ext in ("md", "csv", "tex"):
+        (embedded_run / f"results/tables/table1.{ext}").unlink()
+    res = snakemake("--cores", "2", "results/tables/table1.md", cwd=embedded_run, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert planned_jobs(res.stdout + res.stderr) == {"report_table1": 1}
+    table = (embedded_run / "results/tables/table1.md").read_text()
+    assert table == before and "Baseline" in table and "V-Pretraining" in table
