@@ -1,12 +1,14 @@
 """Normalize each source's raw columns into the schema the rest of the pipeline reads.
 
-One function per `schema:` value in the config. Each takes the raw table (pandas) and returns
-the normalized one; a missing column raises MissingColumns naming what is there.
+One function per `schema:` value in the config. Each takes the raw table (pandas) and the
+dataset's spec (for keys such as `num_classes`) and returns the normalized one; a missing column
+raises MissingColumns naming what is there. The vision schemas live in vpt.data.normalize_vision.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -32,7 +34,7 @@ def gsm8k_final_answer(answer: str) -> str:
     return answer.rsplit("####", 1)[1].strip().replace(",", "")
 
 
-def numina(df: pd.DataFrame) -> pd.DataFrame:
+def numina(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.DataFrame:
     _require(df, "numina", "problem", "solution")
     out = pd.DataFrame({"problem": df["problem"].astype(str), "solution": df["solution"].astype(str)})
     out["source"] = df["source"].astype(str) if "source" in df else ""
@@ -46,7 +48,7 @@ def numina(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def gsm8k(df: pd.DataFrame) -> pd.DataFrame:
+def gsm8k(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.DataFrame:
     _require(df, "gsm8k", "question", "answer")
     return pd.DataFrame(
         {
@@ -57,7 +59,7 @@ def gsm8k(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def math(df: pd.DataFrame) -> pd.DataFrame:
+def math(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.DataFrame:
     _require(df, "math", "problem", "solution")
     out = pd.DataFrame({"problem": df["problem"].astype(str), "solution": df["solution"].astype(str)})
     for col in ("level", "type", "subject"):
@@ -66,7 +68,7 @@ def math(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def mmlu(df: pd.DataFrame) -> pd.DataFrame:
+def mmlu(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Hub layout (question, subject, choices, answer index) or the original CSV layout
     (question, A, B, C, D, answer letter; subject from the file name)."""
     _require(df, "mmlu", "question", "answer", "subject")
@@ -94,7 +96,7 @@ def _user_text(messages: object) -> str:
     return ""
 
 
-def omega(df: pd.DataFrame) -> pd.DataFrame:
+def omega(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.DataFrame:
     _require(df, "omega", "messages", "ground_truth")
     out = pd.DataFrame({"messages": df["messages"], "ground_truth": df["ground_truth"].astype(str)})
     out["problem"] = [_user_text(m) for m in df["messages"]]
@@ -103,10 +105,16 @@ def omega(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-NORMALIZERS: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
+Normalizer = Callable[[pd.DataFrame, Mapping[str, Any] | None], pd.DataFrame]
+
+NORMALIZERS: dict[str, Normalizer] = {
     "numina": numina,
     "gsm8k": gsm8k,
     "math": math,
     "mmlu": mmlu,
     "omega": omega,
 }
+
+from vpt.data.normalize_vision import NORMALIZERS_VISION  # noqa: E402  (it imports this module's helpers late)
+
+NORMALIZERS.update(NORMALIZERS_VISION)
