@@ -65,7 +65,7 @@ def test_defaults_are_filled(embedded: dict) -> None:
         (lambda c: c["pack"].update(variants=["cooked"]), ["key 'pack.variants.0'", "choose one of: raw, decontaminated"]),
         (lambda c: c["datasets"]["gsm8k"].update(schema="squad"), ["key 'datasets.gsm8k.schema'", "numina, gsm8k, math, mmlu, omega"]),
         (lambda c: c["synth"]["corpus"]["families"].update(algebra=1), ["key 'synth.corpus.families'", "'algebra'", "shopping"]),
-        (lambda c: c["decontaminate"]["corpus"].update(dataset="nope"), ["key 'decontaminate.corpus.dataset'", "'nope'", "corpus, gsm8k, mmlu"]),
+        (lambda c: c["decontaminate"]["corpus"].update(dataset="nope"), ["key 'decontaminate.corpus.dataset'", "'nope'", "corpus, gsm8k, imagenet, mmlu"]),
         (lambda c: c["decontaminate"]["references"][0].update(split="dev"), ["key 'decontaminate.references.0.split'", "train, test"]),
         (lambda c: c["tokenizer"].update(pretrained={"path": "x"}), ["key 'tokenizer'", "exactly one of: pretrained | train"]),
         (lambda c: c["decontaminate"].update(lsh_threshold=0.9), ["key 'decontaminate.lsh_threshold'", "above threshold"]),
