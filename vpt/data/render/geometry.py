@@ -175,6 +175,30 @@ class Hits:
     direction: np.ndarray  # (P, 3) ray directions
 
 
+def bounding_radius(prim: Primitive) -> float | None:
+    """Radius of a sphere around `prim.centre` holding the whole primitive (None: unbounded plane)."""
+    if prim.kind == "plane":
+        return None
+    if prim.kind == "cylinder":
+        return float(np.hypot(prim.size[0], prim.size[1]))
+    return float(np.linalg.norm(prim.size))
+
+
+def candidates(prim: Primitive, o: np.ndarray, d: np.ndarray) -> np.ndarray | None:
+    """Indices of the rays that can hit `prim` (those within its bounding sphere's cone), or None
+    for all of them. Exact culling, not an approximation: a ray outside the cone misses the
+    bounding sphere, hence the primitive."""
+    radius = bounding_radius(prim)
+    if radius is None:
+        return None
+    rel = np.asarray(prim.centre, float) - o
+    dist = float(np.linalg.norm(rel))
+    if dist <= radius * 1.001:  # the camera is inside: every ray may hit
+        return None
+    cos_cone = np.sqrt(1 - (radius / dist) ** 2)
+    return np.flatnonzero(d @ (rel / dist) >= cos_cone - 1e-9)
+
+
 def zbuffer(prims: list[Primitive], cam: Camera) -> Hits:
     """Nearest hit per pixel over all primitives (ties go to the earlier primitive)."""
     o, d = cam.rays()
@@ -183,11 +207,16 @@ def zbuffer(prims: list[Primitive], cam: Camera) -> Hits:
     index = np.full(n_pix, -1)
     normal = np.zeros((n_pix, 3))
     for k, prim in enumerate(prims):
-        t, nrm = intersect(prim, o, d)
-        closer = t < best_t
-        best_t = np.where(closer, t, best_t)
-        index = np.where(closer, k, index)
-        normal = np.where(closer[:, None], nrm, normal)
+        sel = candidates(prim, o, d)
+        rays = np.arange(n_pix) if sel is None else sel
+        if len(rays) == 0:
+            continue
+        t, nrm = intersect(prim, o, d[rays])
+        closer = t < best_t[rays]
+        won = rays[closer]
+        best_t[won] = t[closer]
+        index[won] = k
+        normal[won] = nrm[closer]
     fwd = cam.basis()[0]
     finite = np.isfinite(best_t)
     point = o + d * np.where(finite, best_t, 0)[:, None]
