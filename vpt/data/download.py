@@ -27,15 +27,14 @@ import pandas as pd
 
 from vpt import __version__
 from vpt.data.normalize import NORMALIZERS
-from vpt.errors import VptError
+from vpt.data.revisitop import load_revisitop
+from vpt.errors import SourceError
 from vpt.io import atomic_dir, sha256_file
 from vpt.paths import pool_names, source_splits
 
+__all__ = ["SourceError", "download", "load_split"]  # SourceError: raised here, defined in vpt.errors
+
 LOCAL_BUILDERS = ("json", "csv", "parquet")
-
-
-class SourceError(VptError, RuntimeError):
-    """A source that is missing, unreadable or malformed; the message names the file and why."""
 
 
 def _root_cause(exc: BaseException) -> str:
@@ -103,8 +102,6 @@ def load_split(name: str, spec: dict[str, Any], split: str) -> tuple[pd.DataFram
 def _source_tables(name: str, spec: dict[str, Any]) -> Any:
     """(split, raw table, local files) for every source split, loaded one at a time."""
     if spec["schema"] == "revisitop":
-        from vpt.data.revisitop import load_revisitop  # it imports SourceError from here
-
         tables, files = load_revisitop(name, spec)
         for i, split in enumerate(source_splits(spec)):
             yield split, tables[split], files if i == 0 else []

@@ -12,19 +12,11 @@ from typing import Any
 
 import pandas as pd
 
+from vpt.data.columns import MissingColumns, require  # noqa: F401  (MissingColumns: part of this module's interface)
+from vpt.data.normalize_vision import NORMALIZERS_VISION
+
 MMLU_LETTERS = "ABCD"
 
-
-class MissingColumns(ValueError):
-    pass
-
-
-def _require(df: pd.DataFrame, schema: str, *columns: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise MissingColumns(
-            f"schema {schema!r} needs column(s) {missing}; the source has columns {list(df.columns)}"
-        )
 
 
 def gsm8k_final_answer(answer: str) -> str:
@@ -35,7 +27,7 @@ def gsm8k_final_answer(answer: str) -> str:
 
 
 def numina(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    _require(df, "numina", "problem", "solution")
+    require(df, "numina", "problem", "solution")
     out = pd.DataFrame({"problem": df["problem"].astype(str), "solution": df["solution"].astype(str)})
     out["source"] = df["source"].astype(str) if "source" in df else ""
     if "messages" in df:
@@ -49,7 +41,7 @@ def numina(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.DataFr
 
 
 def gsm8k(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    _require(df, "gsm8k", "question", "answer")
+    require(df, "gsm8k", "question", "answer")
     return pd.DataFrame(
         {
             "question": df["question"].astype(str),
@@ -60,7 +52,7 @@ def gsm8k(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.DataFra
 
 
 def math(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    _require(df, "math", "problem", "solution")
+    require(df, "math", "problem", "solution")
     out = pd.DataFrame({"problem": df["problem"].astype(str), "solution": df["solution"].astype(str)})
     for col in ("level", "type", "subject"):
         if col in df:
@@ -71,12 +63,12 @@ def math(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.DataFram
 def mmlu(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Hub layout (question, subject, choices, answer index) or the original CSV layout
     (question, A, B, C, D, answer letter; subject from the file name)."""
-    _require(df, "mmlu", "question", "answer", "subject")
+    require(df, "mmlu", "question", "answer", "subject")
     if "choices" in df:
         choices = [list(map(str, c)) for c in df["choices"]]
         answer = df["answer"].astype(int).tolist()
     else:
-        _require(df, "mmlu", *MMLU_LETTERS)
+        require(df, "mmlu", *MMLU_LETTERS)
         choices = df[list(MMLU_LETTERS)].astype(str).values.tolist()
         bad = sorted(set(df["answer"]) - set(MMLU_LETTERS))
         if bad:
@@ -97,7 +89,7 @@ def _user_text(messages: object) -> str:
 
 
 def omega(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    _require(df, "omega", "messages", "ground_truth")
+    require(df, "omega", "messages", "ground_truth")
     out = pd.DataFrame({"messages": df["messages"], "ground_truth": df["ground_truth"].astype(str)})
     out["problem"] = [_user_text(m) for m in df["messages"]]
     if "config" in df:
@@ -114,7 +106,4 @@ NORMALIZERS: dict[str, Normalizer] = {
     "mmlu": mmlu,
     "omega": omega,
 }
-
-from vpt.data.normalize_vision import NORMALIZERS_VISION  # noqa: E402  (it imports this module's helpers late)
-
 NORMALIZERS.update(NORMALIZERS_VISION)

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
+from vpt.data.columns import require
 from vpt.vision.images import decode_label, encode_depth, encode_png
 
 VISION_SCHEMAS = ("ade20k", "nyuv2", "imagenet", "revisitop")
@@ -52,12 +53,6 @@ def image_size(data: bytes, row: int, column: str = "image") -> tuple[int, int]:
         raise ValueError(f"row {row}: unreadable {column} ({len(data)} bytes): {e}") from e
 
 
-def _require(df: pd.DataFrame, schema: str, *columns: str) -> None:
-    from vpt.data.normalize import _require as require  # imported late: vpt.data.normalize registers this module
-
-    require(df, schema, *columns)
-
-
 def _num_classes(spec: Mapping[str, Any] | None) -> int | None:
     return None if spec is None else spec.get("num_classes")
 
@@ -69,7 +64,7 @@ def _same_size(row: int, what: str, got: tuple[int, int], image: tuple[int, int]
 
 def ade20k(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Hub columns image, annotation, scene_category (the parquet branch of scene_parse_150)."""
-    _require(df, "ade20k", "image", "annotation", "scene_category")
+    require(df, "ade20k", "image", "annotation", "scene_category")
     k = _num_classes(spec)
     images, labels, heights, widths = [], [], [], []
     for i, (img, ann) in enumerate(zip(df["image"], df["annotation"])):
@@ -108,7 +103,7 @@ def decode_depth_image(data: bytes, row: int) -> np.ndarray:
 
 def nyuv2(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Hub columns image, depth_map (sayakpaul/nyu_depth_v2)."""
-    _require(df, "nyuv2", "image", "depth_map")
+    require(df, "nyuv2", "image", "depth_map")
     images, depths, heights, widths = [], [], [], []
     for i, (img, dep) in enumerate(zip(df["image"], df["depth_map"])):
         data = cell_bytes(img, i, "image")
@@ -124,7 +119,7 @@ def nyuv2(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.DataFra
 
 def imagenet(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Hub columns image, label (ILSVRC/imagenet-1k)."""
-    _require(df, "imagenet", "image", "label")
+    require(df, "imagenet", "image", "label")
     k = _num_classes(spec)
     images = []
     for i, img in enumerate(df["image"]):
@@ -140,7 +135,7 @@ def imagenet(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.Data
 
 def revisitop(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Raw rows from vpt.data.revisitop: name, image (+ bbx, easy, hard, junk, n_database for queries)."""
-    _require(df, "revisitop", "name", "image")
+    require(df, "revisitop", "name", "image")
     images = []
     sizes = []
     for i, img in enumerate(df["image"]):

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from vpt.data.download import SourceError
+from vpt.errors import SourceError
 from vpt.io import sha256_file
 
 
