@@ -135,7 +135,7 @@ def test_family_and_class_weights_are_honoured() -> None:
     cfg = WorldConfig(seed=1, families={"garden": 1}, classes={"rock": 1, "bush": 1})
     seen = {p.label for i in range(50) for p in sample_scene(cfg, "train", i)[0]}
     assert seen == {CLASS_ID["grass"], CLASS_ID["rock"], CLASS_ID["bush"]}
-    with pytest.raises(ValueError, match=r"unknown scene family name 'forest'; choose one of: street, room, garden, hall"):
+    with pytest.raises(ValueError, match=r"unknown scene family 'forest'; choose one of: street, room, garden, hall"):
         sample_scene(WorldConfig(families={"forest": 1}), "train", 0)
     for bad in (0, -1, float("inf"), True):
         with pytest.raises(ValueError, match="positive finite"):

@@ -18,9 +18,10 @@ from typing import Any
 
 from vpt.data.render.geometry import Camera, Primitive, zbuffer
 from vpt.data.render.landmarks import LandmarkConfig, render_landmarks, render_view
-from vpt.data.render.world import (CLASSES, FAMILIES, NUM_CLASSES, OBJECT_CLASSES, Scene, WorldConfig, check_weights,
-                                   image_rng, render, render_scene)
+from vpt.data.render.world import (CLASSES, FAMILIES, NUM_CLASSES, OBJECT_CLASSES, Scene, WorldConfig, image_rng, render,
+                                   render_scene)
 from vpt.data.render.writers import SCENE_SCHEMAS, write_landmarks, write_scenes
+from vpt.data.weights import check_weights
 
 __all__ = [
     "CLASSES", "FAMILIES", "KINDS", "NUM_CLASSES", "OBJECT_CLASSES", "SCENE_SCHEMAS", "Camera", "LandmarkConfig",

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from vpt.data.render.geometry import Camera, Primitive, zbuffer
 from vpt.data.render.textures import shade
+from vpt.data.weights import check_weights
 
 # Class ids are positions + 1 (0 is void); the first five are backgrounds, the rest objects.
 CLASSES: tuple[str, ...] = (
@@ -72,20 +72,6 @@ _OBJECTS: dict[str, tuple[str, tuple[tuple[float, float], ...], tuple[tuple[floa
 }
 _GROUNDS = {"road": ((0.3, 0.3, 0.32), "stripes", 0.25), "grass": ((0.3, 0.6, 0.25), "noise", 2.0),
             "floor": ((0.6, 0.5, 0.4), "checker", 1.0)}
-
-
-def check_weights(what: str, weights: Mapping[str, float], valid: tuple[str, ...]) -> tuple[list[str], list[float]]:
-    """Validated (names, weights) in `valid` order, so key order in a config cannot matter."""
-    choices = ", ".join(valid)
-    if not weights:
-        raise ValueError(f"{what} must name at least one of: {choices}")
-    for name, w in weights.items():
-        if name not in valid:
-            raise ValueError(f"unknown {what} name {name!r}; choose one of: {choices}")
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not (math.isfinite(w) and w > 0):
-            raise ValueError(f"{what} {name!r} has weight {w!r}; weights must be positive finite numbers")
-    names = [n for n in valid if n in weights]
-    return names, [float(weights[n]) for n in names]
 
 
 def image_rng(seed: int, split: str, index: int) -> np.random.Generator:
