@@ -230,3 +230,63 @@ def test_configs_validate_and_name_bad_vision_keys() -> None:
         with pytest.raises(ConfigError) as err:
             validate_config(cfg, source="my.yaml")
         assert all(e in str(err.value) for e in expected), str(err.value)
+
+
+@pytest.mark.parametrize("schema, data_dir", [("ade20k", "scene_parsing"), ("nyuv2", "default")])
+def test_parquet_branch_layout_loads_like_the_hub(world: Path, tmp_path: Path, schema: str, data_dir: str) -> None:
+    """paper.yaml reads the hub's refs/convert/parquet branch: <config dir>/<split>/0000.parquet,
+    selected with read_options.data_dir. The same spec on a directory laid out that way (the
+    revision null, as for a local path) takes exactly that code path offline."""
+    repo = tmp_path / "hub" / schema
+    for split in SPLITS:
+        (repo / data_dir / split).mkdir(parents=True)
+        (repo / data_dir / split / "0000.parquet").write_bytes((world / schema / f"{split}.parquet").read_bytes())
+    (repo / "other" / "train").mkdir(parents=True)  # another config directory must not leak in
+    (repo / "other" / "train" / "0000.parquet").write_bytes((world / "imagenet/train.parquet").read_bytes())
+    spec = {"schema": schema, "path": str(repo), "revision": None, "read_options": {"data_dir": data_dir},
+            "splits": list(SPLITS)}
+    m = download(schema, spec, tmp_path / "out")
+    assert {s: v["rows"] for s, v in m["splits"].items()} == SPLITS
+    local = download(schema, parquet_spec(world, schema), tmp_path / "local")
+    for split in SPLITS:
+        a, b = (pd.read_parquet(tmp_path / d / f"{split}.parquet") for d in ("out", "local"))
+        assert a.equals(b)
+    assert m["splits"]["train"]["sha256"] == local["splits"]["train"]["sha256"]
+
+
+def test_cli_renders_a_configured_target(tmp_path: Path) -> None:
+    from vpt.cli import main
+
+    out = tmp_path / "rparis"
+    assert main(["data", "synth", "rparis_world", "--config", str(REPO / "config/config.yaml"), "--out", str(out)]) == 0
+    cfg = load_config([REPO / "config/config.yaml"])["synth"]["rparis_world"]
+    gnd = pickle.loads((out / "gnd_rparis6k.pkl").read_bytes())
+    assert len(gnd["imlist"]) == cfg["landmarks"] * cfg["views"] + cfg["distractors"]
+    assert sorted(p.stem for p in (out / "jpg").iterdir()) == sorted(gnd["imlist"] + gnd["qimlist"])
+    assert json.loads((out / "manifest.json").read_text())["gnd"]["sha256"] == hashlib.sha256((out / "gnd_rparis6k.pkl").read_bytes()).hexdigest()
+    assert main(["data", "synth", "forest_world", "--config", str(REPO / "config/config.yaml")]) == 2
+
+
+def test_a_failing_render_leaves_no_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "synth" / "bad"
+    with pytest.raises(ValueError, match="unknown object class 'dragon'"):
+        synth_target(scenes_spec("ade20k", classes={"dragon": 1}), out)
+    with pytest.raises(ValueError, match="unknown scenes schema 'coco'"):
+        synth_target(scenes_spec("coco"), out)
+    assert not out.exists()
+    synth_target(scenes_spec("ade20k", splits={"train": 2}), out)  # a good target, then a rerun that fails midway
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    import vpt.data.render.writers as writers
+
+    real = writers.render_scene
+
+    def flaky(cfg: WorldConfig, split: str, i: int):  # type: ignore[no-untyped-def]
+        if split == "validation" and i == 3:
+            raise RuntimeError("disk full")
+        return real(cfg, split, i)
+
+    monkeypatch.setattr(writers, "render_scene", flaky)
+    with pytest.raises(RuntimeError, match="disk full"):
+        synth_target(scenes_spec("ade20k"), out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the old target, whole
+    assert sorted(p.name for p in out.parent.iterdir()) == ["bad"]  # no temporary directory left
