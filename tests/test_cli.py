@@ -43,7 +43,7 @@ def test_help_explains(argv: list[str], words: list[str], capsys: pytest.Capture
 def test_unknown_dataset_lists_choices(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["data", "download", "squad", "--config", str(REPO / "config/config.yaml")]) == 2
     err = capsys.readouterr().err
-    assert "no dataset 'squad'" in err and "corpus, gsm8k, mmlu" in err
+    assert "no dataset 'squad'" in err and "corpus, gsm8k, imagenet, mmlu" in err
 
 
 def test_corrupt_source_via_cli(workdir: Path) -> None:

@@ -107,9 +107,14 @@ def test_library_dataclasses_that_mirror_a_section_agree_with_the_schema() -> No
     from vpt.data.synth import SynthConfig
     from vpt.models.designer import DesignerConfig
 
-    synth = _schema_section("synth")["additionalProperties"]["properties"]
+    from vpt.config import load_schema
+    from vpt.data.render import LandmarkConfig, WorldConfig
+
+    defs = load_schema()["$defs"]
+    synth = defs["synth_corpus"]["properties"]
     pairs = [(PackConfig, _schema_section("pack")["properties"]), (DecontamConfig, _schema_section("decontaminate")["properties"]),
-             (SynthConfig, synth), (DesignerConfig, _schema_section("train", "designer")["properties"])]
+             (SynthConfig, synth), (DesignerConfig, _schema_section("train", "designer")["properties"]),
+             (WorldConfig, defs["synth_scenes"]["properties"]), (LandmarkConfig, defs["synth_landmarks"]["properties"])]
     checked = 0
     for cls, props in pairs:
         for f in dataclasses.fields(cls):
@@ -117,4 +122,4 @@ def test_library_dataclasses_that_mirror_a_section_agree_with_the_schema() -> No
                 value = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
                 assert value == props[f.name]["default"], (cls.__name__, f.name, value, props[f.name]["default"])
                 checked += 1
-    assert checked == 3 + 5 + 2 + 5
+    assert checked == 3 + 5 + 2 + 5 + 4 + 6

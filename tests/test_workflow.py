@@ -39,6 +39,7 @@ def test_paper_dry_run_lists_data_and_training_jobs_offline(workdir: Path) -> No
     jobs = planned_jobs(res.stdout)
     assert jobs == {
         "download_corpus": 1, "download_gsm8k": 1, "download_math": 1, "download_mmlu": 1, "download_omega": 1,
+        "download_imagenet": 1, "download_ade20k": 1, "download_nyuv2": 1, "download_roxford5k": 1, "download_rparis6k": 1,
         "decontaminate": 1, "tokenizer": 1, "pack_raw": 1, "pack_decontaminated": 1, "all": 1,
         "train": 116, "eval": 665, **PROBE_JOBS, **REPORT_JOBS, "report_table1b_decontaminated": 1,  # see tests/test_grid.py
         **BENCH_JOBS,

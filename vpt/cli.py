@@ -101,13 +101,16 @@ def build_parser() -> argparse.ArgumentParser:
     datap = top.add_parser("data", help="data stages: synth, download, decontaminate, tokenizer, pack")
     data = datap.add_subparsers(dest="subcommand", required=True, metavar="STAGE")
 
-    p = _sub(data, "synth", cmd_synth, "generate a seeded corpus of grade-school word problems",
-             "Generate the `synth.<name>` corpus of the config: grade-school word problems from several\n"
+    p = _sub(data, "synth", cmd_synth, "generate a seeded corpus of word problems, rendered scenes or landmarks",
+             "Generate the `synth.<name>` target of the config. Without `kind`: grade-school word problems from several\n"
              "problem families with step-by-step solutions, in the NuminaMath-CoT schema\n"
-             "(problem, solution, source, messages). Deterministic for a seed. Output: <data_dir>/synth/<name>/train.jsonl")
+             "(problem, solution, source, messages) -> <data_dir>/synth/<name>/train.jsonl. `kind: scenes`: rendered\n"
+             "images with class maps, depth and scene categories in a hub schema (ade20k, nyuv2, imagenet)\n"
+             "-> <data_dir>/synth/<name>/<split>.parquet. `kind: landmarks`: multi-view landmark renders in the\n"
+             "revisitop layout -> <data_dir>/synth/<name>/{jpg/, gnd_<name>.pkl}. Deterministic for a seed.")
     _add_config(p)
     p.add_argument("name", nargs="?", default="corpus", help="key under `synth:` (default: corpus)")
-    p.add_argument("--out", help="output JSONL instead of the workflow path")
+    p.add_argument("--out", help="output file (corpus JSONL) or directory (vision targets) instead of the workflow path")
 
     p = _sub(data, "download", cmd_download, "fetch one source through datasets.load_dataset into normalized parquet",
              "Fetch dataset NAME (a key of `datasets:`) with datasets.load_dataset, from the hub by id and\n"

@@ -44,13 +44,21 @@ def cmd_config_show(args: argparse.Namespace) -> None:
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
-    from vpt.data.synth import SynthConfig, generate, write_jsonl
-    from vpt.paths import synth_file
+    from vpt.paths import synth_dir, synth_file
 
     cfg = _cfg(args)
     if args.name not in cfg["synth"]:
         raise UsageError(f"no synth corpus {args.name!r} in the config; choose one of: {', '.join(cfg['synth']) or '(none)'}")
     spec = cfg["synth"][args.name]
+    if "kind" in spec:  # a vision target: rendered scenes or landmarks
+        from vpt.data.render import synth_target
+
+        out_dir = Path(args.out) if args.out else synth_dir(cfg, args.name)
+        manifest = synth_target(spec, out_dir)
+        log.info("rendered %d images (%.0f images/s) to %s", manifest["images"], manifest["images_per_second"], out_dir)
+        return
+    from vpt.data.synth import SynthConfig, generate, write_jsonl
+
     docs = generate(SynthConfig(n_docs=spec["n_docs"], seed=spec["seed"], families=dict(spec["families"])))
     out = Path(args.out) if args.out else synth_file(cfg, args.name)
     write_jsonl(docs, out)

@@ -7,3 +7,7 @@ class VptError(Exception):
 
 class NonFiniteError(VptError):
     """A non-finite loss or gradient: the step is not taken and the last good checkpoint is kept."""
+
+
+class SourceError(VptError, RuntimeError):
+    """A data source that is missing, unreadable or malformed; the message names the file and why."""

@@ -16,8 +16,28 @@ def data_dir(cfg: Config) -> Path:
     return Path(cfg.get("data_dir", "data"))
 
 
+def synth_dir(cfg: Config, name: str) -> Path:
+    """Where `vpt data synth <name>` writes (every kind)."""
+    return data_dir(cfg) / "synth" / name
+
+
 def synth_file(cfg: Config, name: str) -> Path:
-    return data_dir(cfg) / "synth" / name / "train.jsonl"
+    """The math corpus (a `synth` entry without `kind`)."""
+    return synth_dir(cfg, name) / "train.jsonl"
+
+
+def synth_outputs(cfg: Config, name: str) -> list[Path]:
+    """The files a synth target produces: the corpus JSONL; a scenes target's split parquet files
+    and manifest; a landmarks target's ground-truth pickle and manifest (its jpg/ directory is
+    complete when the manifest exists: the target is swapped into place whole)."""
+    spec = cfg["synth"][name]
+    kind = spec.get("kind")
+    if kind is None:
+        return [synth_file(cfg, name)]
+    d = synth_dir(cfg, name)
+    if kind == "scenes":
+        return [d / f"{split}.parquet" for split in spec["splits"]] + [d / "manifest.json"]
+    return [d / f"gnd_{spec['name']}.pkl", d / "manifest.json"]
 
 
 def raw_dir(cfg: Config, dataset: str) -> Path:
@@ -65,9 +85,25 @@ def packed_meta(cfg: Config, variant: str) -> Path:
     return packed_dir(cfg, variant) / "meta.json"
 
 
-def dataset_splits(spec: dict[str, Any]) -> list[str]:
-    """Splits a `datasets` entry provides: local data_files keys, or the hub splits asked for."""
+REVISITOP_SPLITS = ("database", "queries")
+
+
+def source_splits(spec: dict[str, Any]) -> list[str]:
+    """Splits read from a `datasets` entry's source: local data_files keys, the hub splits asked
+    for, or revisitop's database and queries."""
+    if spec.get("schema") == "revisitop":
+        return list(REVISITOP_SPLITS)
     return list(spec["data_files"]) if "data_files" in spec else list(spec["splits"])
+
+
+def pool_names(spec: dict[str, Any]) -> list[str]:
+    """The feedback pools of a `datasets` entry (`pools`: seed plus name -> {split, n}), sorted."""
+    return sorted(k for k, v in spec.get("pools", {}).items() if isinstance(v, dict))
+
+
+def dataset_splits(spec: dict[str, Any]) -> list[str]:
+    """Splits a `datasets` entry provides: its source splits, then its feedback pools."""
+    return source_splits(spec) + pool_names(spec)
 
 
 def results_dir(cfg: Config) -> Path:

@@ -40,6 +40,8 @@ def download_inputs(cfg: Config, dataset: str) -> list[str]:
     files: list[str] = []
     for pattern in spec.get("data_files", {}).values():
         files += sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+    if spec["schema"] == "revisitop" and "root" in spec:  # the release layout; a rendered one comes from its synth rule
+        files.append(str(Path(spec["root"]) / f"gnd_{spec.get('name') or dataset}.pkl"))
     return files
 
 

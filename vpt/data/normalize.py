@@ -1,28 +1,22 @@
 """Normalize each source's raw columns into the schema the rest of the pipeline reads.
 
-One function per `schema:` value in the config. Each takes the raw table (pandas) and returns
-the normalized one; a missing column raises MissingColumns naming what is there.
+One function per `schema:` value in the config. Each takes the raw table (pandas) and the
+dataset's spec (for keys such as `num_classes`) and returns the normalized one; a missing column
+raises MissingColumns naming what is there. The vision schemas live in vpt.data.normalize_vision.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import pandas as pd
 
+from vpt.data.columns import MissingColumns, require  # noqa: F401  (MissingColumns: part of this module's interface)
+from vpt.data.normalize_vision import NORMALIZERS_VISION
+
 MMLU_LETTERS = "ABCD"
 
-
-class MissingColumns(ValueError):
-    pass
-
-
-def _require(df: pd.DataFrame, schema: str, *columns: str) -> None:
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise MissingColumns(
-            f"schema {schema!r} needs column(s) {missing}; the source has columns {list(df.columns)}"
-        )
 
 
 def gsm8k_final_answer(answer: str) -> str:
@@ -32,8 +26,8 @@ def gsm8k_final_answer(answer: str) -> str:
     return answer.rsplit("####", 1)[1].strip().replace(",", "")
 
 
-def numina(df: pd.DataFrame) -> pd.DataFrame:
-    _require(df, "numina", "problem", "solution")
+def numina(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    require(df, "numina", "problem", "solution")
     out = pd.DataFrame({"problem": df["problem"].astype(str), "solution": df["solution"].astype(str)})
     out["source"] = df["source"].astype(str) if "source" in df else ""
     if "messages" in df:
@@ -46,8 +40,8 @@ def numina(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def gsm8k(df: pd.DataFrame) -> pd.DataFrame:
-    _require(df, "gsm8k", "question", "answer")
+def gsm8k(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    require(df, "gsm8k", "question", "answer")
     return pd.DataFrame(
         {
             "question": df["question"].astype(str),
@@ -57,8 +51,8 @@ def gsm8k(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def math(df: pd.DataFrame) -> pd.DataFrame:
-    _require(df, "math", "problem", "solution")
+def math(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    require(df, "math", "problem", "solution")
     out = pd.DataFrame({"problem": df["problem"].astype(str), "solution": df["solution"].astype(str)})
     for col in ("level", "type", "subject"):
         if col in df:
@@ -66,15 +60,15 @@ def math(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def mmlu(df: pd.DataFrame) -> pd.DataFrame:
+def mmlu(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """Hub layout (question, subject, choices, answer index) or the original CSV layout
     (question, A, B, C, D, answer letter; subject from the file name)."""
-    _require(df, "mmlu", "question", "answer", "subject")
+    require(df, "mmlu", "question", "answer", "subject")
     if "choices" in df:
         choices = [list(map(str, c)) for c in df["choices"]]
         answer = df["answer"].astype(int).tolist()
     else:
-        _require(df, "mmlu", *MMLU_LETTERS)
+        require(df, "mmlu", *MMLU_LETTERS)
         choices = df[list(MMLU_LETTERS)].astype(str).values.tolist()
         bad = sorted(set(df["answer"]) - set(MMLU_LETTERS))
         if bad:
@@ -94,8 +88,8 @@ def _user_text(messages: object) -> str:
     return ""
 
 
-def omega(df: pd.DataFrame) -> pd.DataFrame:
-    _require(df, "omega", "messages", "ground_truth")
+def omega(df: pd.DataFrame, spec: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    require(df, "omega", "messages", "ground_truth")
     out = pd.DataFrame({"messages": df["messages"], "ground_truth": df["ground_truth"].astype(str)})
     out["problem"] = [_user_text(m) for m in df["messages"]]
     if "config" in df:
@@ -103,10 +97,13 @@ def omega(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-NORMALIZERS: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
+Normalizer = Callable[[pd.DataFrame, Mapping[str, Any] | None], pd.DataFrame]
+
+NORMALIZERS: dict[str, Normalizer] = {
     "numina": numina,
     "gsm8k": gsm8k,
     "math": math,
     "mmlu": mmlu,
     "omega": omega,
 }
+NORMALIZERS.update(NORMALIZERS_VISION)

@@ -11,7 +11,7 @@ for _name in config["synth"]:
         input:
             stamp=W.stamp(f"synth/{_name}", config["synth"][_name]),
         output:
-            str(W.paths.synth_file(config, _name)),
+            [str(p) for p in W.paths.synth_outputs(config, _name)],
         params:
             name=_name,
         log:

@@ -21,7 +21,6 @@ arithmetic and solution format), counting and unit_rates (the eight families), r
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from typing import Any
 
 from vpt.data.synth.registry import _REGISTRY, FAMILIES, N_TEMPLATES
 from vpt.data.synth.vocabulary import PEOPLE, Person
+from vpt.data.weights import check_weights
 from vpt.io import atomic_path
 
 __all__ = [
@@ -52,21 +52,7 @@ class SynthConfig:
 
 def _check_families(families: dict[str, float]) -> tuple[list[str], list[float]]:
     """Validated (names, weights) in FAMILIES order, so key order in a config cannot matter."""
-    valid = ", ".join(FAMILIES)
-    if not families:
-        raise ValueError(f"synth families must name at least one of: {valid}")
-    for name, weight in families.items():
-        if name not in _REGISTRY:
-            raise ValueError(f"unknown synth family {name!r}; valid families: {valid}")
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (
-            math.isfinite(weight) and weight > 0
-        ):
-            raise ValueError(
-                f"synth family {name!r} has weight {weight!r}; weights must be positive finite "
-                f"numbers (valid families: {valid})"
-            )
-    names = [f for f in FAMILIES if f in families]
-    return names, [float(families[f]) for f in names]
+    return check_weights("synth family", families, FAMILIES)
 
 
 def _check_templates(family: str, allowed: Sequence[int]) -> list[int]:
