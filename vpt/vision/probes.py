@@ -119,7 +119,7 @@ def train_probe(make_head: Callable[[], nn.Module], inputs: torch.Tensor, target
                 value.backward()
                 opt.step()
                 sched.step()
-                losses.append(float(value))
+                losses.append(float(value.detach()))
             history.append(sum(losses) / max(len(losses), 1))
     return head.eval(), history
 

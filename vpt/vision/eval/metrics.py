@@ -81,8 +81,12 @@ def eigen_crop_mask(height: int, width: int) -> np.ndarray:
     """(H, W) bool: the Eigen crop, its 480 x 640 bounds rescaled proportionally to H x W."""
     y0, y1, x0, x1 = EIGEN_CROP
     sy, sx = height / EIGEN_SIZE[0], width / EIGEN_SIZE[1]
+
+    def at(v: float) -> int:  # round half up (Python's round() would round 22.5 to 22 but 23.5 to 24)
+        return int(np.floor(v + 0.5))
+
     mask = np.zeros((height, width), dtype=bool)
-    mask[round(y0 * sy):round(y1 * sy), round(x0 * sx):round(x1 * sx)] = True
+    mask[at(y0 * sy):at(y1 * sy), at(x0 * sx):at(x1 * sx)] = True
     return mask
 
 
