@@ -38,21 +38,20 @@ def _evaluate(cfg: Config, model_dir: Path, device: str) -> tuple[dict[str, Any]
     import torch.nn.functional as F
 
     from vpt.vision import probes
-    from vpt.vision.eval.features import Evaluation, decoded, num_classes, read_split, resize
+    from vpt.vision.eval.features import Evaluation, num_classes, read_split, resize
     from vpt.vision.eval.metrics import SegmentationScores
-    from vpt.vision.images import decode_rgb
 
     s = cfg["eval"]["ade20k"]
     run = Evaluation("ade20k", s, model_dir, device)
     c, size = num_classes(cfg, s["dataset"]), run.size()
     train, train_path = read_split(cfg, s["dataset"], s["train_split"], s["train_limit"])
-    x = run.features((resize(im, size) for im in decoded(train, "image", train_path, decode_rgb)), ("patch",))["patch"]
+    x = run.patch_grid(train, train_path, size)
     y = torch.from_numpy(np.stack([resize(lab, size, nearest=True) for lab in _labels(train, train_path, c)]))  # (N, H, W)
     head, losses = probes.train_probe(lambda: probes.LinearSegHead(x.shape[1], c, s["dropout"]), x, y,
                                       probes.segmentation_loss, s, run.device)
     del x, y
     val, val_path = read_split(cfg, s["dataset"], s["split"], s["limit"])
-    xv = run.features((resize(im, size) for im in decoded(val, "image", val_path, decode_rgb)), ("patch",))["patch"]
+    xv = run.patch_grid(val, val_path, size)
     scores, rows, gts = SegmentationScores(c), [], _labels(val, val_path, c)
     for idx, logits in probes.predict(head, xv, s["probe_batch_size"], run.device):  # (b, C, h, w)
         for j, i in enumerate(idx):

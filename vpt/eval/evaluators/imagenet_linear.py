@@ -45,15 +45,14 @@ def _evaluate(cfg: Config, model_dir: Path, device: str) -> tuple[dict[str, Any]
     def cls(split: str, limit: int | None) -> tuple[Any, Any, Any]:
         df, path = read_split(cfg, s["dataset"], split, limit)
         views = (center_crop(im, size, s["center_crop"]) for im in decoded(df, "image", path, decode_rgb))
-        return df, run.features(views, ("cls",))["cls"], _labels(df, path, c)
+        return df, run.features(views, ("cls",), len(df))["cls"], _labels(df, path, c)
 
     train, x, y = cls(s["train_split"], s["train_limit"])
     head, losses = probes.train_probe(lambda: probes.LinearClsHead(x.shape[1], c), x, y, F.cross_entropy, s, run.device)
     val, xv, yv = cls(s["split"], s["limit"])
     rows = []
     for idx, logits in probes.predict(head, xv, s["probe_batch_size"], run.device):
-        for j, i in enumerate(idx):
-            pred = int(logits[j].argmax())
+        for i, pred in zip(idx, logits.argmax(1).tolist()):  # one device sync per batch
             rows.append({"id": val["id"].iat[i], "label": int(yv[i]), "prediction": pred, "correct": pred == int(yv[i])})
     top1 = sum(r["correct"] for r in rows) / len(rows) if rows else None
     return run.summary(len(rows), {"top1": top1, "train_examples": len(train), "train_loss": losses}), rows

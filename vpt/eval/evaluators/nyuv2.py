@@ -28,20 +28,20 @@ def _evaluate(cfg: Config, model_dir: Path, device: str) -> tuple[dict[str, Any]
     from vpt.vision import probes
     from vpt.vision.eval.features import Evaluation, decoded, read_split, resize
     from vpt.vision.eval.metrics import depth_metrics, mean_depth_metrics
-    from vpt.vision.images import decode_depth, decode_rgb
+    from vpt.vision.images import decode_depth
 
     s = cfg["eval"]["nyuv2"]
     lo, hi = float(s["min_depth"]), float(s["max_depth"])
     run = Evaluation("nyuv2", s, model_dir, device)
     size = run.size()
     train, train_path = read_split(cfg, s["dataset"], s["train_split"], s["train_limit"])
-    x = run.features((resize(im, size) for im in decoded(train, "image", train_path, decode_rgb)), ("patch",))["patch"]
+    x = run.patch_grid(train, train_path, size)
     gt_train = decoded(train, "depth", train_path, decode_depth, "height", "width")
     y = torch.from_numpy(np.stack([resize(d, size, nearest=True) for d in gt_train]))  # (N, H, W) metres
     head, losses = probes.train_probe(lambda: probes.DepthHead(x.shape[1], lo, hi), x, y, probes.depth_loss(lo, hi), s, run.device)
     del x, y
     val, val_path = read_split(cfg, s["dataset"], s["split"], s["limit"])
-    xv = run.features((resize(im, size) for im in decoded(val, "image", val_path, decode_rgb)), ("patch",))["patch"]
+    xv = run.patch_grid(val, val_path, size)
     gts = decoded(val, "depth", val_path, decode_depth, "height", "width")
     per_image, rows = [], []
     for idx, pred in probes.predict(head, xv, s["probe_batch_size"], run.device):  # (b, 1, h, w)

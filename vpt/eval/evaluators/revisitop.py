@@ -46,8 +46,8 @@ def _evaluate_on(task: str, cfg: Config, model_dir: Path, device: str) -> tuple[
 
     db, db_path = read_split(cfg, s["dataset"], s["database_split"])
     q, q_path = read_split(cfg, s["dataset"], s["query_split"])
-    d = F.normalize(run.features(views(decoded(db, "image", db_path, decode_rgb)), ("mean_patch",))["mean_patch"], dim=1)
-    qd = F.normalize(run.features(views(decoded(q, "image", q_path, crop, "bbx")), ("mean_patch",))["mean_patch"], dim=1)
+    d = F.normalize(run.features(views(decoded(db, "image", db_path, decode_rgb)), ("mean_patch",), len(db))["mean_patch"], dim=1)
+    qd = F.normalize(run.features(views(decoded(q, "image", q_path, crop, "bbx")), ("mean_patch",), len(q))["mean_patch"], dim=1)
     sims = (qd @ d.T).numpy()  # (Q, N) cosine similarities
     rows, per_query = [], []
     for i in range(len(q)):

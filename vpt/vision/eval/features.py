@@ -24,6 +24,7 @@ from vpt import paths
 from vpt.errors import VptError
 from vpt.io import read_parquet
 from vpt.vision.backbone import load_backbone, to_input, tokens
+from vpt.vision.images import decode_rgb
 
 Config = dict[str, Any]
 DENSE_DTYPE = torch.float16
@@ -108,26 +109,39 @@ def _batches(images: Iterable[np.ndarray], batch_size: int) -> Iterator[list[np.
 
 @torch.no_grad()
 def extract(model: torch.nn.Module, images: Iterable[np.ndarray], batch_size: int, device: torch.device,
-            groups: tuple[str, ...]) -> dict[str, torch.Tensor]:
+            groups: tuple[str, ...], count: int | None = None) -> dict[str, torch.Tensor]:
     """Frozen features of uint8 (H, W, 3) images: cls (N, D), patch (N, D, h, w) in DENSE_DTYPE,
-    mean_patch (N, D); on the CPU, in the order of `images`."""
+    mean_patch (N, D); on the CPU, in the order of `images`. With `count` (the number of images)
+    the outputs are allocated once and filled, so the peak host memory is one copy, not two."""
     unknown = set(groups) - set(GROUPS)
     if unknown:
         raise ValueError(f"unknown feature group(s) {sorted(unknown)}; choose from {GROUPS}")
     model.eval()
     mean, std = model.pretrained_cfg["mean"], model.pretrained_cfg["std"]
-    out: dict[str, list[torch.Tensor]] = {g: [] for g in groups}
+    chunks: dict[str, list[torch.Tensor]] = {g: [] for g in groups}
+    filled: dict[str, torch.Tensor] = {}
+    done = 0
     for batch in _batches(images, batch_size):
-        x = to_input(torch.from_numpy(np.stack(batch)).to(device), mean, std)  # (B, 3, H, W)
-        t = tokens(model, x)
-        if "cls" in out:
-            out["cls"].append(t["cls"].float().cpu())
-        if "patch" in out:
-            out["patch"].append(t["patch"].permute(0, 3, 1, 2).to(DENSE_DTYPE).cpu())  # (B, D, h, w)
-        if "mean_patch" in out:
-            out["mean_patch"].append(t["patch"].float().mean(dim=(1, 2)).cpu())
+        t = tokens(model, to_input(torch.from_numpy(np.stack(batch)).to(device), mean, std))  # from (B, 3, H, W)
+        got = {"cls": lambda: t["cls"].float(), "patch": lambda: t["patch"].permute(0, 3, 1, 2).to(DENSE_DTYPE),  # (B, D, h, w)
+               "mean_patch": lambda: t["patch"].float().mean(dim=(1, 2))}
+        for g in groups:
+            v = got[g]().cpu()
+            if count is None:
+                chunks[g].append(v)
+                continue
+            if g not in filled:
+                filled[g] = torch.empty((count, *v.shape[1:]), dtype=v.dtype)
+            if v.shape[1:] != filled[g].shape[1:]:
+                raise ValueError(f"features of differently sized images cannot be stacked: {tuple(v.shape)} vs {tuple(filled[g].shape)}")
+            filled[g][done:done + len(v)] = v
+        done += len(batch)
+    if count is not None:
+        if done != count:
+            raise ValueError(f"expected {count} images, got {done}")
+        return filled if filled else {g: torch.empty(0) for g in groups}
     try:
-        return {g: torch.cat(v) for g, v in out.items()}
+        return {g: torch.cat(v) if v else torch.empty(0) for g, v in chunks.items()}
     except RuntimeError as e:  # patch grids of different sizes cannot be stacked
         raise ValueError(f"features of differently sized images cannot be stacked: {e}") from e
 
@@ -147,10 +161,16 @@ class Evaluation:
     def size(self) -> tuple[int, int]:
         return image_size(self.settings["resolution"], self.patch, f"eval.{self.task}.resolution")
 
-    def features(self, images: Iterable[np.ndarray], groups: tuple[str, ...]) -> dict[str, torch.Tensor]:
-        feats = extract(self.model, images, self.settings["batch_size"], self.device, groups)
-        self.images += len(next(iter(feats.values())))
+    def features(self, images: Iterable[np.ndarray], groups: tuple[str, ...], count: int) -> dict[str, torch.Tensor]:
+        """Features of `count` images (a split's rows), extracted once, kept on the CPU."""
+        feats = extract(self.model, images, self.settings["batch_size"], self.device, groups, count)
+        self.images += count
         return feats
+
+    def patch_grid(self, df: Any, path: Path, size: tuple[int, int]) -> torch.Tensor:
+        """(N, D, h, w) patch features of a table's images, each resized to `size`."""
+        views = (resize(im, size) for im in decoded(df, "image", path, decode_rgb))
+        return self.features(views, ("patch",), len(df))["patch"]
 
     def summary(self, examples: int, metrics: dict[str, Any]) -> dict[str, Any]:
         """The task's <task>.json: throughput is over every image of the run, probe training included."""
