@@ -16,7 +16,7 @@ from vpt import workflow as W
 from vpt.cli import build_parser, main
 from vpt.config import ConfigError, load_schema, validate_config
 from vpt.errors import VptError
-from vpt.eval.registry import TASK_REGISTRY
+from vpt.eval.registry import TASK_REGISTRY, NativeTask
 from vpt.registry import Registry, help_table
 from vpt.report.registry import REPORT_REGISTRY, BenchReport, EvalReport
 from vpt.train.methods import METHOD_REGISTRY
@@ -24,7 +24,8 @@ from vpt.train.methods import METHOD_REGISTRY
 from conftest import REPO
 from test_targets import embedded, paper  # noqa: F401  (the shared config fixtures)
 
-TASKS = ("gsm8k", "gsm8k_passk", "mmlu", "omega_id", "omega_ood")
+TASKS = ("ade20k", "gsm8k", "gsm8k_passk", "imagenet_linear", "mmlu", "nyuv2", "omega_id", "omega_ood", "roxford5k", "rparis6k")
+VISION_TASKS = ("ade20k", "imagenet_linear", "nyuv2", "roxford5k", "rparis6k")
 REPORTS = ("table1", "table1b_decontaminated", "table2", "table3", "table4", "figure2_tokens", "figure3_coverage", "figure3_passk")
 
 
@@ -143,6 +144,10 @@ def test_every_task_section_is_in_the_schema() -> None:
 def test_every_task_builds_on_the_data_it_declares(embedded: dict) -> None:
     assert TASK_REGISTRY.names() == TASKS
     for name, task in TASK_REGISTRY.items():
+        if isinstance(task, NativeTask):  # evaluated natively; its data is what it declares (vpt.eval.registry.task_inputs)
+            assert name in VISION_TASKS and task.modality == "vision" and task.sections == (name,)
+            assert {k for k, _, _ in task.needs(embedded["eval"])} == {f"eval.{name}"} and len(task.needs(embedded["eval"])) == 2
+            continue
         task_cfg, opts = task.build(embedded)
         files = {str(f) for f in task_cfg["dataset_kwargs"]["data_files"].values()}
         declared = {str(paths.raw_split(embedded, d, s)) for _, d, s in task.needs(embedded["eval"])}

@@ -151,21 +151,32 @@ def cmd_probe(args: argparse.Namespace) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> None:
     from vpt import paths
+    from vpt.eval.registry import TASK_REGISTRY, NativeTask, task_inputs
     from vpt.eval.run import evaluate, make_lm, task_config, write_results
     from vpt.runs import resolve_run
 
     cfg = _cfg(args)
     e = cfg["eval"]
-    run_id = args.run if args.run == "base" or "/" in args.run else resolve_run(cfg, None, args.run).id
+    named = ("base", paths.VISION_BASE)
+    run_id = args.run if args.run in named or "/" in args.run else resolve_run(cfg, None, args.run).id
     label = args.at or paths.FINAL
     checkpoint = Path(args.checkpoint) if args.checkpoint else paths.model_dir(cfg, run_id, label)
-    lm = make_lm(checkpoint, e["batch_size"], e["max_length"], args.device or e["device"])
+    device, lm = args.device or e["device"], None
     for task in args.task:
-        task_cfg, opts = task_config(cfg, task)
-        for f in task_cfg["dataset_kwargs"]["data_files"].values():
+        entry = TASK_REGISTRY.get(task)
+        if isinstance(entry, NativeTask):  # vision: vpt's own evaluator on the saved backbone
+            files = task_inputs(cfg, task)
+        else:
+            task_cfg, opts = task_config(cfg, task)
+            files = [Path(f) for f in task_cfg["dataset_kwargs"]["data_files"].values()]
+        for f in files:
             if not Path(f).exists():
                 raise UsageError(f"evaluation data {f} does not exist; run `vpt data download` first")
-        summary, rows = evaluate(lm, task, task_cfg, opts["limit"], opts["num_fewshot"], opts["seed"])
+        if isinstance(entry, NativeTask):
+            summary, rows = entry.evaluate(cfg, checkpoint, device)
+        else:
+            lm = lm or make_lm(checkpoint, e["batch_size"], e["max_length"], device)  # loaded once, on the first language task
+            summary, rows = evaluate(lm, task, task_cfg, opts["limit"], opts["num_fewshot"], opts["seed"])
         summary.update(run=run_id, checkpoint=str(checkpoint), checkpoint_label=label)
         out = Path(args.out_dir) if args.out_dir else paths.eval_dir(cfg, run_id, label)
         write_results(out, task, summary, rows)

@@ -1,0 +1,68 @@
+"""ADE20K semantic segmentation: a linear (Dropout2d -> BN -> 1x1 conv) probe on the frozen
+patch tokens, mIoU over the whole split (vpt.vision.eval.metrics).
+
+Images are resized to eval.ade20k.resolution (square: the aspect ratio is not kept, so a
+batch is one tensor); train labels are resized nearest to the same size and the probe's logits
+are bilinearly upsampled to them; at evaluation the logits are upsampled to each image's own
+label size. Labels follow reduce_zero_label (raw 0 = void -> ignored, 1..C -> 0..C-1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from vpt.eval.registry import TASK_REGISTRY, Config, NativeTask, Row
+
+
+def _needs(e: Config) -> list[tuple[str, str, str]]:
+    s = e["ade20k"]
+    return [("eval.ade20k", s["dataset"], s["train_split"]), ("eval.ade20k", s["dataset"], s["split"])]
+
+
+def _labels(df: Any, path: Path, c: int) -> Any:
+    """The reduced (H, W) label maps of a table, their raw ids checked against num_classes."""
+    from vpt.errors import VptError
+    from vpt.vision.eval.features import decoded
+    from vpt.vision.eval.metrics import reduce_zero_label
+    from vpt.vision.images import decode_label
+
+    for i, raw in enumerate(decoded(df, "label", path, decode_label)):
+        if int(raw.max(initial=0)) > c:
+            raise VptError(f"{path} row {df['id'].iat[i]!r}: label id {int(raw.max())} > datasets num_classes {c}")
+        yield reduce_zero_label(raw)
+
+
+def _evaluate(cfg: Config, model_dir: Path, device: str) -> tuple[dict[str, Any], list[Row]]:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from vpt.vision import probes
+    from vpt.vision.eval.features import Evaluation, num_classes, read_split, resize
+    from vpt.vision.eval.metrics import SegmentationScores
+
+    s = cfg["eval"]["ade20k"]
+    run = Evaluation("ade20k", s, model_dir, device)
+    c, size = num_classes(cfg, s["dataset"]), run.size()
+    train, train_path = read_split(cfg, s["dataset"], s["train_split"], s["train_limit"])
+    x = run.patch_grid(train, train_path, size)
+    y = torch.from_numpy(np.stack([resize(lab, size, nearest=True) for lab in _labels(train, train_path, c)]))  # (N, H, W)
+    head, losses = probes.train_probe(lambda: probes.LinearSegHead(x.shape[1], c, s["dropout"]), x, y,
+                                      probes.segmentation_loss, s, run.device)
+    del x, y
+    val, val_path = read_split(cfg, s["dataset"], s["split"], s["limit"])
+    xv = run.patch_grid(val, val_path, size)
+    scores, rows, gts = SegmentationScores(c), [], _labels(val, val_path, c)
+    for idx, logits in probes.predict(head, xv, s["probe_batch_size"], run.device):  # (b, C, h, w)
+        for j, i in enumerate(idx):
+            gt = next(gts)
+            up = F.interpolate(logits[j:j + 1], size=gt.shape, mode="bilinear", align_corners=False)
+            pred = up[0].argmax(0).to(torch.uint8).cpu().numpy()
+            rows.append({"id": val["id"].iat[i], **scores.add(pred, gt)})
+    metrics = {**scores.result(), "train_examples": len(train), "train_loss": losses}
+    return run.summary(len(rows), metrics), rows
+
+
+TASK_REGISTRY.register("ade20k", NativeTask(
+    "ADE20K linear segmentation probe on frozen patch tokens; mIoU over the split, pixel accuracy",
+    ("ade20k",), _needs, _evaluate))
