@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from vpt import paths, runs
-from vpt.eval.registry import TASK_REGISTRY
+from vpt.eval.registry import TASK_REGISTRY, NativeTask, task_inputs
 from vpt.grid import (FEEDBACK_METHODS, RUN_ID_PATTERN, Run, all_runs, checkpoint_label, default_run, evaluations,
                       group_evaluations, group_spec, parse_run, run_train_section)
 from vpt.io import write_text
@@ -181,14 +181,19 @@ def alternatives(names: Iterable[str]) -> str:
 
 def eval_settings(cfg: Config, task: str) -> dict[str, Any]:
     """The part of `eval` a task reads (its stamp): shared settings plus the task's own blocks."""
-    e = cfg["eval"]
-    return {"batch_size": e["batch_size"], "max_length": e["max_length"], **{k: e[k] for k in TASK_REGISTRY.get(task).sections}}
+    e, entry = cfg["eval"], TASK_REGISTRY.get(task)
+    if isinstance(entry, NativeTask):  # reads only its own blocks (the harness settings are not its)
+        return {k: e[k] for k in entry.sections}
+    return {"batch_size": e["batch_size"], "max_length": e["max_length"], **{k: e[k] for k in entry.sections}}
 
 
 def eval_inputs(cfg: Config, run_id: str, checkpoint: str, task: str) -> list[str]:
     """The run's finished training (snapshots are written before final/) and the task's data."""
     from vpt.eval.run import task_config
 
+    if isinstance(TASK_REGISTRY.get(task), NativeTask):
+        model = vision_base_output(cfg) if run_id == paths.VISION_BASE else str(paths.final_state(paths.run_dir(cfg, run_id)))
+        return [model, *map(str, task_inputs(cfg, task))]
     task_cfg, _ = task_config(cfg, task)
     return [str(paths.final_state(paths.run_dir(cfg, run_id))), *sorted(set(task_cfg["dataset_kwargs"]["data_files"].values()))]
 
@@ -201,9 +206,22 @@ def eval_targets(cfg: Config) -> list[str]:
     return [eval_output(cfg, r, st, t) for r, st, t in evaluations(cfg)]
 
 
+def vision_base_output(cfg: Config) -> str:
+    return str(paths.final_state(paths.vision_base_run_dir(cfg)))
+
+
+def vision_eval_tasks(cfg: Config) -> list[str]:
+    """The vision evaluations of the embedded base ViT in `all` (vision.base_model.evaluate)."""
+    return list(cfg.get("vision", {}).get("base_model", {}).get("evaluate", []))
+
+
+def vision_eval_targets(cfg: Config) -> list[str]:
+    return [str(paths.eval_result(cfg, paths.VISION_BASE, task)) for task in vision_eval_tasks(cfg)]
+
+
 def all_targets(cfg: Config) -> list[str]:
-    return (data_targets(cfg) + model_targets(cfg) + probe_targets(cfg) + eval_targets(cfg) + report_targets(cfg)
-            + bench_targets(cfg))
+    return (data_targets(cfg) + model_targets(cfg) + probe_targets(cfg) + eval_targets(cfg) + vision_eval_targets(cfg)
+            + report_targets(cfg) + bench_targets(cfg))
 
 
 # Benchmarks in the DAG: the overhead benchmark (paper A.5) and Table 3 built from it.

@@ -20,3 +20,21 @@ rule eval:
     shell:
         "{LAUNCH} --kind eval --model {params.model} --name eval-{wildcards.task} -- "
         "eval --run {wildcards.run} --at {wildcards.checkpoint} --task {wildcards.task} --config {CONFIG} > {log} 2>&1"
+
+
+# The embedded base ViT's vision evaluations (vpt's own evaluators on the frozen backbone):
+# results/eval/vision_base/final/<task>.json(l).
+rule eval_vision_base:
+    input:
+        lambda wc: W.eval_inputs(config, W.paths.VISION_BASE, W.paths.FINAL, wc.task),
+        stamp=lambda wc: W.stamp(f"eval/{wc.task}", W.eval_settings(config, wc.task)),
+    output:
+        json=f"{RESULTS}/eval/{W.paths.VISION_BASE}/{W.paths.FINAL}/{{task}}.json",
+        rows=f"{RESULTS}/eval/{W.paths.VISION_BASE}/{W.paths.FINAL}/{{task}}.jsonl",
+    wildcard_constraints:
+        task=W.alternatives(W.TASK_REGISTRY.where(lambda t: isinstance(t, W.NativeTask))),
+    log:
+        f"{LOGS}/eval/{W.paths.VISION_BASE}/{{task}}.log",
+    shell:
+        "{LAUNCH} --kind eval --model vision_base --name eval-{wildcards.task} -- "
+        "eval --run vision_base --task {wildcards.task} --config {CONFIG} > {log} 2>&1"
