@@ -84,7 +84,11 @@ def test_method_lists_derive_from_the_registry() -> None:
     from vpt.lab.config import LabConfig
     from vpt.train.config import METHODS, SOFT_METHODS, VALUE_METHODS
 
-    assert METHODS == METHOD_REGISTRY.names() == ("ntp", "vpt", "random_feedback", "uniform_smoothing", "self_distill")
+    from vpt.train.methods import LANGUAGE_METHODS, VISION_METHODS
+
+    assert METHOD_REGISTRY.names() == ("ntp", "vpt", "random_feedback", "uniform_smoothing", "self_distill", "dino")
+    assert METHODS == LANGUAGE_METHODS == ("ntp", "vpt", "random_feedback", "uniform_smoothing", "self_distill")
+    assert VISION_METHODS == ("dino",) and METHOD_REGISTRY.get("dino").modality == "vision"
     assert VALUE_METHODS == FEEDBACK_METHODS == ("vpt", "random_feedback")
     assert SOFT_METHODS == ("vpt", "random_feedback", "uniform_smoothing", "self_distill")
     lab = load_schema("lab")
@@ -95,7 +99,7 @@ def test_method_lists_derive_from_the_registry() -> None:
 def test_unknown_method_lists_the_registered_ones() -> None:
     from vpt.train.config import TrainConfig
 
-    with pytest.raises(VptError, match=r"unknown method 'vtp'; choose one of: ntp, vpt, random_feedback, uniform_smoothing, self_distill$"):
+    with pytest.raises(VptError, match=r"unknown method 'vtp'; choose one of: ntp, vpt, random_feedback, uniform_smoothing, self_distill, dino$"):
         TrainConfig.from_dict({"method": "vtp"})
 
 
@@ -118,10 +122,15 @@ def _enums(node: Any) -> list[list[Any]]:
 
 
 def test_schema_enums_of_methods_and_tasks_equal_the_registries() -> None:
-    """The schema is plain YAML and keeps its own lists; this test is what keeps them equal."""
+    """The schema is plain YAML and keeps its own lists; this test is what keeps them equal. The
+    method enums are the language sections' (train, grid, probe): the language methods; a vision
+    method appears in none (the vision base's method is fixed: dino)."""
+    from vpt.train.methods import LANGUAGE_METHODS, VISION_METHODS
+
     s = load_schema()["properties"]
     group = s["grid"]["additionalProperties"]["properties"]
-    methods = list(METHOD_REGISTRY.names())
+    methods = list(LANGUAGE_METHODS)
+    assert not [e for e in _enums(s) if set(e) & set(VISION_METHODS)]
     assert _at(s, "train", "properties", "method", "enum") == methods
     assert _at(group, "methods", "items", "enum") == methods
     assert _at(s, "probe", "properties", "methods", "items", "enum") == methods
@@ -232,8 +241,13 @@ def test_help_lists_every_registered_name_with_its_help(argv: list[str], registr
 @pytest.mark.parametrize("argv, flag", [(["train"], "--method"), (["probe"], "--method"), (["eval", "--task", "mmlu"], "--task")])
 def test_choices_come_from_the_registries(argv: list[str], flag: str, capsys: pytest.CaptureFixture[str]) -> None:
     parser = build_parser()
-    for name in (METHOD_REGISTRY if flag == "--method" else TASK_REGISTRY).names():
+    from vpt.train.methods import LANGUAGE_METHODS
+
+    for name in LANGUAGE_METHODS if flag == "--method" else TASK_REGISTRY.names():
         parser.parse_args([*argv, flag, name])
+    if flag == "--method":  # the language runs' flag: a vision method trains through --vision-base
+        with pytest.raises(SystemExit):
+            parser.parse_args([*argv, flag, "dino"])
     with pytest.raises(SystemExit):
         parser.parse_args([*argv, flag, "nope"])
     assert "invalid choice: 'nope'" in capsys.readouterr().err

@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     # the registries name the methods, tasks and reports (choices and help); light imports
     from vpt.eval.registry import TASK_REGISTRY, tasks_help
     from vpt.report.registry import REPORT_REGISTRY, reports_help
-    from vpt.train.methods import METHOD_REGISTRY, methods_help
+    from vpt.train.methods import LANGUAGE_METHODS, methods_help
 
     parser = argparse.ArgumentParser(
         prog="vpt",
@@ -151,12 +151,18 @@ def build_parser() -> argparse.ArgumentParser:
              "(the config's learner, train.lr, train.seed, train.feedback.n). Checkpoints every\n"
              "train.checkpoint_every steps under results/runs/<id>/checkpoints/ and resumes from the latest\n"
              "automatically; per-step metrics in metrics.jsonl; the model in final/; snapshots at\n"
-             "train.snapshot_steps (the grid's eval_steps) in snapshots/.")
+             "train.snapshot_steps (the grid's eval_steps) in snapshots/.\n"
+             "--vision-base: DINO-pretrain the embedded tiny ViT (vision.base_model) from scratch on the images of\n"
+             "vision.base_model.data (labels unused), with vision.ssl's multi-crop views and the same trainer, into\n"
+             "results/models/vision_base (checkpoints/, final/: the EMA teacher's backbone, vpt.vision.backbone format).")
     _add_config(p)
     p.add_argument("--run", help="a grid run id (see above)")
-    p.add_argument("--method", default="vpt", choices=METHOD_REGISTRY.names(),
+    p.add_argument("--method", default="vpt", choices=LANGUAGE_METHODS,
                    help="without --run: train this method's default run (default: vpt)")
-    p.add_argument("--base", action="store_true", help="pretrain the embedded tiny base model from scratch (ntp)")
+    base = p.add_mutually_exclusive_group()
+    base.add_argument("--base", action="store_true", help="pretrain the embedded tiny base model from scratch (ntp)")
+    base.add_argument("--vision-base", action="store_true",
+                      help="pretrain the embedded tiny ViT from scratch (dino; vision.base_model, vision.ssl)")
     p.add_argument("--run-dir", help="run directory instead of the workflow path")
     p.add_argument("--steps", type=int, help="override train.steps")
     p.add_argument("--stop-at", type=int, help="checkpoint and stop after this step (resume later by rerunning)")
@@ -168,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
              "vs realized = drop of the held-out batch's loss after theta_S <- theta_S - eta * g_pre.\n"
              "Writes the pairs, Pearson r and its bootstrap 95% CI to results/probe/<method>.json.")
     _add_config(p)
-    p.add_argument("--method", default="vpt", choices=METHOD_REGISTRY.names())
+    p.add_argument("--method", default="vpt", choices=LANGUAGE_METHODS)
     p.add_argument("--checkpoint", help="a saved model directory (default: the method's <run>/final)")
     p.add_argument("--out", help="output JSON instead of the workflow path")
 

@@ -121,16 +121,24 @@ def cmd_pack(args: argparse.Namespace) -> None:
 
 def cmd_train(args: argparse.Namespace) -> None:
     from vpt.runs import resolve_run, train_setup
-    from vpt.language.task import language_trainer
 
     cfg = _cfg(args)
-    tcfg, spec = train_setup(cfg, None if args.base else resolve_run(cfg, args.run, args.method), args.run_dir)
+    if args.vision_base:
+        from vpt.vision.task import vision_base_setup, vision_trainer
+
+        tcfg, spec = vision_base_setup(cfg, args.run_dir)
+        make: Any = vision_trainer
+    else:
+        from vpt.language.task import language_trainer
+
+        tcfg, spec = train_setup(cfg, None if args.base else resolve_run(cfg, args.run, args.method), args.run_dir)
+        make = language_trainer
     if args.steps is not None:
         tcfg.steps = args.steps
     from vpt.dist import close_world
 
     try:
-        trainer = language_trainer(tcfg, spec, device=args.device)  # FSDP over the ranks when RANK/WORLD_SIZE are set
+        trainer = make(tcfg, spec, device=args.device)  # FSDP over the ranks when RANK/WORLD_SIZE are set
         if trainer.resume_from is not None and trainer.world.is_main:
             log.info("resuming from %s (step %d)", trainer.resume_from, trainer.step)
         summary = trainer.run(stop_at=args.stop_at)

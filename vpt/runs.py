@@ -52,6 +52,27 @@ def base_train_section(cfg: Config) -> dict[str, Any]:
     return merged
 
 
+def vision_base_train_section(cfg: Config) -> dict[str, Any]:
+    """The `train` settings of the vision base pretraining (method dino): the schema's `train`
+    defaults with the top-level seed and vision.base_model.train's overrides, minus NOT_READ_BY_BASE.
+    Not the config's `train` section: its lr, batch and clipping are the language runs'."""
+    from vpt.config import section_defaults
+
+    base = cfg.get("vision", {}).get("base_model")
+    if base is None:
+        raise VptError("--vision-base needs a `vision.base_model` section in the config (the embedded tiny ViT)")
+    merged = deep_update(deep_update(section_defaults("train"), {"seed": cfg["seed"]}), base.get("train", {}))
+    for key in NOT_READ_BY_BASE:
+        merged.pop(key, None)
+    return merged
+
+
+def vision_base_table(cfg: Config) -> Path:
+    """The image table the vision base pretrains on (vision.base_model.data)."""
+    d = cfg["vision"]["base_model"]["data"]
+    return paths.raw_split(cfg, d["dataset"], d["split"])
+
+
 def train_setup(cfg: Config, run: Run | None, run_dir: str | Path | None) -> tuple[TrainConfig, RunSpec]:
     """(TrainConfig, RunSpec) for a grid run, or for the base pretraining (run=None); `run_dir`
     replaces the workflow's run directory."""

@@ -122,6 +122,22 @@ def base_train_section(cfg: Config) -> dict[str, Any]:
     return {"train": runs.base_train_section(cfg), "architecture": cfg["base_model"]["architecture"]}
 
 
+def vision_base_settings(cfg: Config) -> dict[str, Any]:
+    """Everything the vision base pretraining reads from the config (its stamp): its train
+    settings, the backbone's architecture, the data it reads and the SSL recipe."""
+    base = cfg["vision"]["base_model"]
+    return {"train": runs.vision_base_train_section(cfg), "backbone": {"timm": base["timm"], "architecture": base["architecture"]},
+            "data": base["data"], "ssl": cfg["vision"]["ssl"]}
+
+
+def vision_base_inputs(cfg: Config) -> list[str]:
+    return [str(runs.vision_base_table(cfg))]
+
+
+def vision_base_output(cfg: Config) -> str:
+    return str(paths.final_state(paths.vision_base_run_dir(cfg)))
+
+
 def run_settings(cfg: Config, run: Run) -> dict[str, Any]:
     """Everything a grid run's training reads from the config (its stamp)."""
     learner = "base" if run.model == "base" else cfg["models"][run.model]

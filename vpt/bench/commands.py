@@ -33,7 +33,7 @@ def _settings(args: argparse.Namespace, name: str, keys: tuple[str, ...]) -> tup
 
 def add_scale_benchmarks(bench: Any, sub: Sub) -> None:
     """Register memory, precision and gpu under `vpt bench` (`sub` is vpt.cli's subparser helper)."""
-    from vpt.train.methods import METHOD_REGISTRY
+    from vpt.train.methods import LANGUAGE_METHODS
 
     p = sub(bench, "memory", cmd_bench_memory, "peak memory of one training step vs micro-batch, seq_len and global batch",
             "Peak memory of one real training step (vpt.train.loop.Trainer, built as `vpt bench overhead`\n"
@@ -49,7 +49,7 @@ def add_scale_benchmarks(bench: Any, sub: Sub) -> None:
             "  vpt bench memory --learner qwen1.5-0.5b --micro-batch 1 2 4 8 --global-batch 32 --dtype bfloat16")
     _config(p)
     p.add_argument("--learner", choices=["config", "qwen1.5-0.5b"])
-    p.add_argument("--methods", nargs="+", metavar="METHOD", help=f"default: ntp vpt; any of {', '.join(METHOD_REGISTRY.names())}")
+    p.add_argument("--methods", nargs="+", metavar="METHOD", help=f"default: ntp vpt; any of {', '.join(LANGUAGE_METHODS)}")
     p.add_argument("--micro-batch", dest="micro_batch", nargs="+", type=int, metavar="ROWS", help="default: 1 2 4")
     p.add_argument("--seq-len", dest="seq_len", nargs="+", type=int, metavar="T", help="default: 1024 (0.5B shape) or pack.seq_len")
     p.add_argument("--global-batch", dest="global_batch", nargs="+", type=int, metavar="ROWS", help="default: train.batch_size")

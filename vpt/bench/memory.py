@@ -36,11 +36,11 @@ BASELINE = "ntp"
 
 
 def check_methods(methods: list[str]) -> None:
-    from vpt.train.methods import METHOD_REGISTRY
+    from vpt.train.methods import LANGUAGE_METHODS
 
-    bad = [m for m in methods if m not in METHOD_REGISTRY.names()]
+    bad = [m for m in methods if m not in LANGUAGE_METHODS]
     if bad:
-        raise VptError(f"bench memory: unknown method {bad[0]!r}; choose from: {', '.join(METHOD_REGISTRY.names())}")
+        raise VptError(f"bench memory: unknown method {bad[0]!r}; choose from: {', '.join(LANGUAGE_METHODS)}")
 
 
 def plan(s: dict[str, Any], cfg: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

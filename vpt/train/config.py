@@ -8,10 +8,12 @@ from typing import Any
 
 from vpt.config import deep_update, section_defaults
 from vpt.errors import VptError
-from vpt.train.methods import METHOD_REGISTRY
+from vpt.train.methods import LANGUAGE_METHODS, METHOD_REGISTRY
 
 # Derived from the method registry (vpt.train.methods); kept as names for the code that imports them.
-METHODS = METHOD_REGISTRY.names()
+# METHODS: the language methods (the grid, the probe and the lab train only those); vision's
+# methods (VISION_METHODS) are trained by `vpt train --vision-base` and the vision runs.
+METHODS = LANGUAGE_METHODS
 VALUE_METHODS = METHOD_REGISTRY.where(lambda m: m.designer)  # methods with a designer and meta-updates
 SOFT_METHODS = METHOD_REGISTRY.where(lambda m: m.soft)
 

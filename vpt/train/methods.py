@@ -19,6 +19,7 @@ class Method:
     designer: bool = False  # a task designer trained by meta-updates on the value V
     feedback: bool = False  # reads the downstream feedback set (g_down)
     soft: bool = False  # trains on soft targets over the top-K rather than the one-hot next token
+    modality: str = "language"  # the task that trains it: language (vpt.language.task) or vision (vpt.vision.task)
 
 
 METHOD_REGISTRY: Registry[Method] = Registry("method")
@@ -30,6 +31,12 @@ METHOD_REGISTRY.register("random_feedback", Method("vpt with g_down replaced by 
                                                    designer=True, feedback=True, soft=True))
 METHOD_REGISTRY.register("uniform_smoothing", Method("fixed uniform soft target over the top-K (alpha fixed)", soft=True))
 METHOD_REGISTRY.register("self_distill", Method("the learner's own renormalized top-K distribution (alpha fixed)", soft=True))
+METHOD_REGISTRY.register("dino", Method("vision: DINO self-distillation with the fixed multi-crop views (baseline)",
+                                        modality="vision"))
+
+# The methods of each modality: the language lists (grid, probe, lab, `--method`) hold only language's.
+LANGUAGE_METHODS = METHOD_REGISTRY.where(lambda m: m.modality == "language")
+VISION_METHODS = METHOD_REGISTRY.where(lambda m: m.modality == "vision")
 
 
 def methods_help() -> str:

@@ -30,17 +30,23 @@ MODEL_FILE = "model.safetensors"
 META_FILE = "vision.json"
 
 
+def weights_overlay(spec: dict[str, Any]) -> dict[str, Any]:
+    """timm's pretrained_cfg_overlay for a spec's weights: a local `file`, or the hub id pinned
+    as 'id@revision' (timm splits it back into repo and revision); {} for random init."""
+    if spec.get("file"):
+        return {"file": str(spec["file"])}
+    if spec.get("hub_id"):
+        rev = spec.get("revision")
+        return {"hf_hub_id": f"{spec['hub_id']}@{rev}" if rev else spec["hub_id"]}
+    return {}
+
+
 def create_backbone(spec: dict[str, Any]) -> nn.Module:
     """A timm ViT without classifier (num_classes=0): pretrained from `hub_id`/`file`, else random init."""
     import timm
 
     name, arch = spec["timm"], dict(spec.get("architecture") or {})
-    overlay: dict[str, Any] = {}
-    if spec.get("file"):
-        overlay = {"file": str(spec["file"])}
-    elif spec.get("hub_id"):
-        rev = spec.get("revision")
-        overlay = {"hf_hub_id": f"{spec['hub_id']}@{rev}" if rev else spec["hub_id"]}
+    overlay = weights_overlay(spec)
     try:
         return timm.create_model(name, pretrained=bool(overlay), pretrained_cfg_overlay=overlay or None,
                                  num_classes=0, **arch)

@@ -1,4 +1,5 @@
-# Training: the embedded default's tiny base model, then every run of the grid (vpt.grid): one
+# Training: the embedded default's tiny base models (language: pretrain_base; vision, when
+# `vision.base_model` is configured: pretrain_vision_base, DINO), then every run of the grid (vpt.grid): one
 # compute-matched job per run id <model>/<method>/lr<lr>_s<seed>[_fb<n>]_<corpus>. A job resumes
 # from its latest checkpoint when rerun (or requeued by SLURM) with the same settings.
 
@@ -15,6 +16,21 @@ if "base_model" in config:
             f"{LOGS}/train/base.log",
         shell:
             "{LAUNCH} --kind train --model base --name train-base -- train --base --config {CONFIG} > {log} 2>&1"
+
+
+if "base_model" in config.get("vision", {}):
+
+    rule pretrain_vision_base:
+        input:
+            W.vision_base_inputs(config),
+            stamp=W.stamp("train/vision_base", W.vision_base_settings(config)),
+        output:
+            W.vision_base_output(config),
+        threads: 2
+        log:
+            f"{LOGS}/train/vision_base.log",
+        shell:
+            "{LAUNCH} --kind train --model vision_base --name train-vision-base -- train --vision-base --config {CONFIG} > {log} 2>&1"
 
 
 rule train:
