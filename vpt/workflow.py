@@ -222,10 +222,6 @@ def eval_targets(cfg: Config) -> list[str]:
     return [eval_output(cfg, r, st, t) for r, st, t in evaluations(cfg)]
 
 
-def vision_base_output(cfg: Config) -> str:
-    return str(paths.final_state(paths.vision_base_run_dir(cfg)))
-
-
 def vision_eval_tasks(cfg: Config) -> list[str]:
     """The vision evaluations of the embedded base ViT in `all` (vision.base_model.evaluate)."""
     return list(cfg.get("vision", {}).get("base_model", {}).get("evaluate", []))
