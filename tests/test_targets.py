@@ -81,8 +81,12 @@ def test_all_targets_cover_every_stage(embedded: dict) -> None:
     assert len(targets) == len(set(targets))
     assert "data/packed/corpus/decontaminated/meta.json" in targets
     # 8 main runs x 5 tasks; ablation: 3 new finals + 4 runs x 2 snapshots; tokens: ntp's 2 snapshots;
-    # coverage: 2 new finals (the 1024 run is the main vpt run)
-    assert sum(t.startswith("results/eval/") for t in targets) == 40 + 3 + 8 + 2 + 2
+    # coverage: 2 new finals (the 1024 run is the main vpt run); and the base ViT's 5 vision evaluations
+    assert sum(t.startswith("results/eval/") and "/vision_base/" not in t for t in targets) == 40 + 3 + 8 + 2 + 2
+    vision = sorted(t for t in targets if t.startswith("results/eval/vision_base/"))
+    assert vision == [f"results/eval/vision_base/final/{t}.json" for t in ("ade20k", "imagenet_linear", "nyuv2", "roxford5k", "rparis6k")]
+    assert W.eval_inputs(embedded, "vision_base", "final", "nyuv2") == [
+        "results/models/vision_base/final/state.json", "data/raw/nyuv2/train.parquet", "data/raw/nyuv2/validation.parquet"]
     assert sum(t.startswith("results/runs/") for t in targets) == 13
     assert {t for t in targets if t.startswith("results/probe/")} == {"results/probe/ntp.json", "results/probe/vpt.json"}
     assert "results/tables/table1.md" in targets and "results/figures/figure3_passk.pdf" in targets

@@ -113,7 +113,15 @@ def test_slurm_profile_runs_the_embedded_default_end_to_end(embedded_run: Path) 
     for task, n in (("gsm8k", 100), ("gsm8k_passk", 16), ("mmlu", 114), ("omega_id", 8), ("omega_ood", 8)):
         assert json.loads((main / f"{task}.json").read_text())["examples"] == n, task
         assert len((main / f"{task}.jsonl").read_text().splitlines()) == n
-    assert len(list((work / "results/eval").rglob("*.json"))) == 55
+    assert len(list((work / "results/eval").rglob("*.json"))) == 55 + 5  # + the base ViT's vision evaluations
+    # the vision half: rendered world -> downloads (with feedback pools) -> DINO base ViT -> its evaluations
+    assert json.loads((work / "data/raw/ade20k/manifest.json").read_text())["splits"]["feedback_meta"]["rows"] == 64
+    state = json.loads((work / "results/models/vision_base/final/state.json").read_text())
+    assert state["finished"] and state["step"] == 250
+    ade = json.loads((work / "results/eval/vision_base/final/ade20k.json").read_text())
+    assert ade["examples"] == 150 and 0 < ade["metrics"]["miou"] < 1
+    assert len((work / "results/eval/vision_base/final/roxford5k.jsonl").read_text().splitlines()) == 6
+    assert "as slurm job" in (work / "results/logs/train/vision_base.log").read_text()
     for name in ("table1", "table2", "table4"):
         for ext in ("md", "csv", "tex"):
             assert (work / f"results/tables/{name}.{ext}").stat().st_size > 0
