@@ -178,13 +178,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", help="a saved model directory (default: the method's <run>/final)")
     p.add_argument("--out", help="output JSON instead of the workflow path")
 
-    p = _sub(top, "eval", cmd_eval, "evaluate a saved model with lm-evaluation-harness",
-             "Evaluate a run's saved model (<run>/final, save_pretrained format; PEFT adapters too) on:\n"
+    p = _sub(top, "eval", cmd_eval, "evaluate a saved model (language: lm-evaluation-harness; vision: frozen-backbone probes)",
+             "Evaluate a run's saved model (<run>/final: save_pretrained format, PEFT adapters too; or a\n"
+             "saved ViT, e.g. --run vision_base) on:\n"
              f"{tasks_help()}\n"
              "Data comes from the download outputs (no hub access). Writes\n"
              "results/eval/<run id>/<final|step_N>/<task>.json (metrics, examples/s) and <task>.jsonl (one row per example).")
     _add_config(p)
-    p.add_argument("--run", default="vpt", help="a grid run id, a method name (its default run), or 'base' (default: vpt)")
+    p.add_argument("--run", default="vpt", help="a grid run id, a method name (its default run), 'base' or 'vision_base' (default: vpt)")
     p.add_argument("--at", help="checkpoint label: final (default) or step_NNNNNNN (a snapshot)")
     p.add_argument("--task", action="append", choices=TASK_REGISTRY.names(), required=True,
                    help="repeatable")
