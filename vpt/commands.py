@@ -165,8 +165,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
     cfg = _cfg(args)
     e = cfg["eval"]
-    named = ("base", paths.VISION_BASE)
-    run_id = args.run if args.run in named or "/" in args.run else resolve_run(cfg, None, args.run).id
+    run_id = args.run if args.run in paths.NAMED_RUNS or "/" in args.run else resolve_run(cfg, None, args.run).id
     label = args.at or paths.FINAL
     checkpoint = Path(args.checkpoint) if args.checkpoint else paths.model_dir(cfg, run_id, label)
     device, lm = args.device or e["device"], None

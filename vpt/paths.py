@@ -128,6 +128,10 @@ def run_dir(cfg: Config, run_id: str) -> Path:
     return results_dir(cfg) / "runs" / run_id
 
 
+# The embedded base models: run ids outside the grid, each with its own directory.
+NAMED_RUNS = {"base": base_run_dir, VISION_BASE: vision_base_run_dir}
+
+
 # ---- inside a run directory (a grid run, the base model, a lab run): the one spelling of the layout
 #   <run>/checkpoints/step_NNNNNNN/   resumable training state (vpt.train.checkpoint)
 #   <run>/checkpoints/latest.json     names the newest complete checkpoint
@@ -217,8 +221,7 @@ def eval_result(cfg: Config, run_id: str, task: str, checkpoint: str = FINAL) ->
 
 def model_dir(cfg: Config, run_id: str, checkpoint: str = FINAL) -> Path:
     """The saved model of a run id ('base', 'vision_base': the embedded base models) at a checkpoint label."""
-    named = {"base": base_run_dir, VISION_BASE: vision_base_run_dir}
-    return saved_model(named[run_id](cfg) if run_id in named else run_dir(cfg, run_id), checkpoint)
+    return saved_model(NAMED_RUNS[run_id](cfg) if run_id in NAMED_RUNS else run_dir(cfg, run_id), checkpoint)
 
 
 def bench_result(cfg: Config, name: str) -> Path:

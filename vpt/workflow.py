@@ -207,11 +207,11 @@ def eval_inputs(cfg: Config, run_id: str, checkpoint: str, task: str) -> list[st
     """The run's finished training (snapshots are written before final/) and the task's data."""
     from vpt.eval.run import task_config
 
+    model = vision_base_output(cfg) if run_id == paths.VISION_BASE else str(paths.final_state(paths.run_dir(cfg, run_id)))
     if isinstance(TASK_REGISTRY.get(task), NativeTask):
-        model = vision_base_output(cfg) if run_id == paths.VISION_BASE else str(paths.final_state(paths.run_dir(cfg, run_id)))
         return [model, *map(str, task_inputs(cfg, task))]
     task_cfg, _ = task_config(cfg, task)
-    return [str(paths.final_state(paths.run_dir(cfg, run_id))), *sorted(set(task_cfg["dataset_kwargs"]["data_files"].values()))]
+    return [model, *sorted(set(task_cfg["dataset_kwargs"]["data_files"].values()))]
 
 
 def eval_output(cfg: Config, run: Run, step: int | None, task: str) -> str:
