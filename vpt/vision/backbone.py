@@ -16,7 +16,9 @@ A saved backbone is a directory: `model.safetensors` (the backbone's state dict)
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +73,21 @@ def tokens(model: nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:
     if x.shape[1] != p + h * w:
         raise VptError(f"image size {tuple(images.shape[-2:])} is not a multiple of the patch size {(ph, pw)}")
     return {"cls": x[:, 0], "registers": x[:, 1:p], "patch": x[:, p:].reshape(x.shape[0], h, w, x.shape[-1])}
+
+
+@contextlib.contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Modules in eval mode inside (no drop-path, no RoPE training-time augmentation: the
+    deterministic forwards of the meta step and of the feedback heads), their modes restored after."""
+    saved = [[(m, m.training) for m in mod.modules()] for mod in modules]
+    for mod in modules:
+        mod.eval()
+    try:
+        yield
+    finally:
+        for pairs in saved:
+            for m, mode in pairs:
+                m.training = mode
 
 
 def normalisation(model: nn.Module) -> tuple[tuple[float, ...], tuple[float, ...]]:
