@@ -84,11 +84,14 @@ def test_method_lists_derive_from_the_registry() -> None:
     from vpt.lab.config import LabConfig
     from vpt.train.config import METHODS, SOFT_METHODS, VALUE_METHODS
 
-    from vpt.train.methods import LANGUAGE_METHODS, VISION_METHODS
+    from vpt.train.methods import LANGUAGE_METHODS, VISION_METHODS, VISION_ONLY_METHODS
 
-    assert METHOD_REGISTRY.names() == ("ntp", "vpt", "random_feedback", "uniform_smoothing", "self_distill", "dino")
+    assert METHOD_REGISTRY.names() == ("ntp", "vpt", "random_feedback", "uniform_smoothing", "self_distill", "dino",
+                                       "random_masks")
     assert METHODS == LANGUAGE_METHODS == ("ntp", "vpt", "random_feedback", "uniform_smoothing", "self_distill")
-    assert VISION_METHODS == ("dino",) and METHOD_REGISTRY.get("dino").modality == "vision"
+    assert VISION_METHODS == ("vpt", "random_feedback", "dino", "random_masks")
+    assert VISION_ONLY_METHODS == ("dino", "random_masks")
+    assert [METHOD_REGISTRY.get(m).masks for m in VISION_METHODS] == ["designer", "designer", None, "random"]
     assert VALUE_METHODS == FEEDBACK_METHODS == ("vpt", "random_feedback")
     assert SOFT_METHODS == ("vpt", "random_feedback", "uniform_smoothing", "self_distill")
     lab = load_schema("lab")
@@ -99,7 +102,7 @@ def test_method_lists_derive_from_the_registry() -> None:
 def test_unknown_method_lists_the_registered_ones() -> None:
     from vpt.train.config import TrainConfig
 
-    with pytest.raises(VptError, match=r"unknown method 'vtp'; choose one of: ntp, vpt, random_feedback, uniform_smoothing, self_distill, dino$"):
+    with pytest.raises(VptError, match=r"unknown method 'vtp'; choose one of: ntp, vpt, random_feedback, uniform_smoothing, self_distill, dino, random_masks$"):
         TrainConfig.from_dict({"method": "vtp"})
 
 
@@ -125,12 +128,12 @@ def test_schema_enums_of_methods_and_tasks_equal_the_registries() -> None:
     """The schema is plain YAML and keeps its own lists; this test is what keeps them equal. The
     method enums are the language sections' (train, grid, probe): the language methods; a vision
     method appears in none (the vision base's method is fixed: dino)."""
-    from vpt.train.methods import LANGUAGE_METHODS, VISION_METHODS
+    from vpt.train.methods import LANGUAGE_METHODS, VISION_ONLY_METHODS
 
     s = load_schema()["properties"]
     group = s["grid"]["additionalProperties"]["properties"]
     methods = list(LANGUAGE_METHODS)
-    assert not [e for e in _enums(s) if set(e) & set(VISION_METHODS)]
+    assert not [e for e in _enums(s) if set(e) & set(VISION_ONLY_METHODS)]
     assert _at(s, "train", "properties", "method", "enum") == methods
     assert _at(group, "methods", "items", "enum") == methods
     assert _at(s, "probe", "properties", "methods", "items", "enum") == methods

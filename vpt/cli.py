@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     # the registries name the methods, tasks and reports (choices and help); light imports
     from vpt.eval.registry import TASK_REGISTRY, tasks_help
     from vpt.report.registry import REPORT_REGISTRY, reports_help
-    from vpt.train.methods import LANGUAGE_METHODS, methods_help
+    from vpt.train.methods import LANGUAGE_METHODS, VISION_METHODS, methods_help
 
     parser = argparse.ArgumentParser(
         prog="vpt",
@@ -154,7 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
              "train.snapshot_steps (the grid's eval_steps) in snapshots/.\n"
              "--vision-base: DINO-pretrain the embedded tiny ViT (vision.base_model) from scratch on the images of\n"
              "vision.base_model.data (labels unused), with vision.ssl's multi-crop views and the same trainer, into\n"
-             "results/models/vision_base (checkpoints/, final/: the EMA teacher's backbone, vpt.vision.backbone format).")
+             "results/models/vision_base (checkpoints/, final/: the EMA teacher's backbone, vpt.vision.backbone format).\n"
+             "--vision METHOD: continued DINO SSL of vision.learner on vision.data's images with vision.train's settings,\n"
+             "the same for every method; vpt/random_feedback mask the global crops by the designer (vision.designer),\n"
+             "trained on the value of the ADE20K/NYUv2 feedback pools (vision.feedback); random_masks by random masks.\n"
+             "Into results/runs/<vision.learner>/<METHOD>/default (or --run-dir); mask pictures in masks/.")
     _add_config(p)
     p.add_argument("--run", help="a grid run id (see above)")
     p.add_argument("--method", default="vpt", choices=LANGUAGE_METHODS,
@@ -163,6 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--base", action="store_true", help="pretrain the embedded tiny base model from scratch (ntp)")
     base.add_argument("--vision-base", action="store_true",
                       help="pretrain the embedded tiny ViT from scratch (dino; vision.base_model, vision.ssl)")
+    base.add_argument("--vision", metavar="METHOD", choices=VISION_METHODS,
+                      help=f"continued DINO SSL of vision.learner with a vision method ({', '.join(VISION_METHODS)})")
     p.add_argument("--run-dir", help="run directory instead of the workflow path")
     p.add_argument("--steps", type=int, help="override train.steps")
     p.add_argument("--stop-at", type=int, help="checkpoint and stop after this step (resume later by rerunning)")

@@ -120,13 +120,19 @@ def cmd_pack(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from vpt import paths
     from vpt.runs import resolve_run, train_setup
 
     cfg = _cfg(args)
-    if args.vision_base:
-        from vpt.vision.task import vision_base_setup, vision_trainer
+    if args.vision_base or args.vision:
+        from vpt.vision.setup import vision_base_setup, vision_run_setup
+        from vpt.vision.task import vision_trainer
 
-        tcfg, spec = vision_base_setup(cfg, args.run_dir)
+        if args.vision:
+            run_dir = args.run_dir or paths.run_dir(cfg, f"{cfg.get('vision', {}).get('learner', 'vision')}/{args.vision}/default")
+            tcfg, spec = vision_run_setup(cfg, args.vision, run_dir)
+        else:
+            tcfg, spec = vision_base_setup(cfg, args.run_dir)
         make: Any = vision_trainer
     else:
         from vpt.language.task import language_trainer

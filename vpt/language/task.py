@@ -141,6 +141,9 @@ class LanguageTask:
         cfg = self.cfg
         if self.spec.feedback_table is None:
             raise VptError(f"method {cfg.method!r} needs a feedback set (train.feedback)")
+        if cfg.value.meta_batch_size is not None:
+            raise VptError("train.value.meta_batch_size is read by the vision runs only: language's value objective "
+                           "is the learner step's own batch (set it to null)")
         fb = cfg.feedback
         feedback = FeedbackSet(self.spec.feedback_table, self.tok, fb.n, fb.seed, fb.max_len)
         self.evaluators = [FeedbackEvaluator(self.learner, feedback, fb.batch_size, self.device,
@@ -220,6 +223,12 @@ class LanguageTask:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.data.load_state_dict(state["data"])
+
+    def tensor_state(self) -> dict[str, Any]:
+        return {}  # the feedback evaluator has no head of its own
+
+    def load_tensor_state(self, state: dict[str, Any]) -> None:
+        pass
 
     def save_model(self, path: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
         """A directory AutoModelForCausalLM / AutoTokenizer load (and evaluation reads).

@@ -42,6 +42,7 @@ class ValueSection:
     scope: str  # last:<k> | all | adapters
     kind: str  # dot | cosine
     fd_eps: float
+    meta_batch_size: int | None  # vision: rows of the meta-SSL batch (None: batch_size)
     fd_fused: bool  # fast path: one designer pass on the differenced learner outputs
     scope_cache: bool  # fast path: meta-step learner forwards start at the scope (vpt.value.boundary)
     feedback_scope_graph: bool  # fast path: the feedback forward records a graph only toward the scope

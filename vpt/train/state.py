@@ -32,6 +32,7 @@ from vpt.train.task import Task
 
 LOOP_KEYS = ("step", "steps", "method")  # the loop's own entries of state.json; the task's sit beside them
 SHARDED = "sharded"  # the checkpoint's DCP directory: learner weights (+ optimizer state)
+TASK_TENSORS = "task.pt"  # the task's replicated tensor state (Task.tensor_state), written by rank 0
 
 
 class TrainerState:
@@ -80,6 +81,9 @@ class TrainerState:
                    "master": None if self.master is None else self.master.state_dict()}
             torch.save(opt, tmp / "optim.pt")
             torch.save(self._rng_state(), tmp / "rng.pt")
+            task_tensors = self.task.tensor_state()
+            if task_tensors:  # e.g. vision's feedback heads and their optimizers
+                torch.save(task_tensors, tmp / TASK_TENSORS)
             (tmp / "config.json").write_text(json.dumps(self._config_dict(), indent=2) + "\n")
             (tmp / "metrics.json").write_text(json.dumps(self.metrics.state_dict()) + "\n")
             (tmp / "state.json").write_text(json.dumps(self._loop_state(), indent=2) + "\n")
@@ -111,6 +115,8 @@ class TrainerState:
         if self.designer is not None:
             self.designer.load_state_dict(torch.load(path / "designer.pt", map_location=self.device))
             self.d_opt.load_state_dict(opt["designer"])
+        if (path / TASK_TENSORS).exists():
+            self.task.load_tensor_state(torch.load(path / TASK_TENSORS, map_location=self.device, weights_only=False))
         rng = torch.load(path / "rng.pt", weights_only=False)
         torch.set_rng_state(rng["torch"])
         self.gen.set_state(rng["gen"])

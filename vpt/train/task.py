@@ -14,6 +14,8 @@ A *task* owns everything that knows what a sample is:
     designer_regulariser  a term the designer adds to -V (None: none)
     after_update after each learner optimizer step (e.g. a teacher's EMA; nothing for language)
     state_dict / load_state_dict  JSON-serialisable extra state (data position, counters)
+    tensor_state / load_tensor_state  replicated tensors beside the learner (vision's feedback heads
+                 and their optimizers; {} for language), torch.save'd by rank 0
     save_model   a loadable model (snapshots, final/), from the full weights under FSDP
 
 The trainer checkpoints `learner` itself (sharded, vpt.train.state) and shards it over the ranks
@@ -91,5 +93,9 @@ class Task(Protocol):
     def state_dict(self) -> dict[str, Any]: ...
 
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def tensor_state(self) -> dict[str, Any]: ...
+
+    def load_tensor_state(self, state: dict[str, Any]) -> None: ...
 
     def save_model(self, path: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None: ...

@@ -8,7 +8,9 @@ ablation), and the designer's parameters. Three interchangeable estimators:
   Hessian-vector product; needs double-backward kernels, i.e. the math attention backend).
   The reference.
 - `jvp`: the forward-mode directional derivative dL/de of L(theta + e u) at e = 0, which is V,
-  backpropagated to phi. Exact; needs forward-AD kernels (math attention backend).
+  backpropagated to phi (or, for an objective whose phi acts through the learner, the
+  forward-mode derivative of grad_phi L: TangentGradientObjective). Exact; needs forward-AD
+  kernels (math attention backend).
 - `finite_difference`: [grad_phi L(theta + e u) - grad_phi L(theta - e u)] / 2e and
   V ~ [L(theta + e u) - L(theta - e u)] / 2e (DARTS-style). Two learner forwards without a
   graph, no learner backward, any attention kernel (flash included).
@@ -53,6 +55,16 @@ class ValueObjective(Protocol):
 
     def loss_tangent(self, direction: Vec) -> torch.Tensor:
         """dL_pre(theta + e u; phi)/de at e = 0 by forward-mode AD, differentiable in phi."""
+
+
+class TangentGradientObjective(ValueObjective, Protocol):
+    """An objective whose phi reaches L through the learner (vision's masked views). Reverse mode
+    over a forward-mode tangent fails in PyTorch's softmax, so the `jvp` estimator takes the
+    forward-over-reverse route from the objective itself: the directional derivative along u of
+    grad_phi L (torch.func.jvp of torch.func.grad), which is grad_phi V, exactly."""
+
+    def tangent_gradient(self, direction: Vec, designer_params: Sequence[torch.Tensor]) -> tuple[float, list[torch.Tensor]]:
+        """(V = dL/de, grad_phi V) at e = 0."""
 
 
 class LinearValueObjective(ValueObjective, Protocol):
@@ -127,6 +139,10 @@ def meta_gradient(
             for part in parts:
                 if estimator == "autograd":
                     v = dot(_grad(part.loss(learner_graph=True), scope, create_graph=True), direction)
+                elif hasattr(part, "tangent_gradient"):  # forward over reverse (TangentGradientObjective)
+                    pv, pg = part.tangent_gradient(direction, designer_params)
+                    value, grads = value + pv, _accumulate(grads, pg)
+                    continue
                 else:
                     v = part.loss_tangent(direction)
                 value, grads = value + v.item(), _accumulate(grads, _grad(v, designer_params))

@@ -14,8 +14,9 @@ SCOPES = "'all', 'adapters', or 'last:<k>' (the last k transformer blocks)"
 
 
 def transformer_blocks(model: nn.Module) -> nn.ModuleList:
-    """The model's stack of blocks: the longest ModuleList (Qwen2 `model.layers`, GPT-2 `transformer.h`, ...)."""
-    lists = [m for m in model.modules() if isinstance(m, nn.ModuleList)]
+    """The model's stack of trainable blocks: the longest ModuleList with trainable parameters (Qwen2
+    `model.layers`, GPT-2 `transformer.h`, a DINO learner's student ViT `blocks`, not its frozen EMA teacher's)."""
+    lists = [m for m in model.modules() if isinstance(m, nn.ModuleList) and any(p.requires_grad for p in m.parameters())]
     if not lists:
         raise VptError(f"{type(model).__name__} has no ModuleList of blocks; use scope 'all'")
     return max(lists, key=len)

@@ -42,13 +42,14 @@ class ImageBatches:
         rows = self._order()[self.cursor:self.cursor + self.batch_size]
         self.cursor += self.batch_size
         index, self.batches = self.batches, self.batches + 1
-        out = []
-        for r in rows:
-            try:
-                out.append(torch.from_numpy(decode_rgb(self.images[r]).copy()))  # writable: torch owns it
-            except ValueError as e:
-                raise VptError(f"{self.path} row {r} (id {self.ids[r]}): {e}") from e
-        return index, out
+        return index, [self.decode(int(r)) for r in rows]
+
+    def decode(self, row: int) -> torch.Tensor:
+        """Row `row`'s image as a uint8 (H, W, 3) tensor."""
+        try:
+            return torch.from_numpy(decode_rgb(self.images[row]).copy())  # writable: torch owns it
+        except ValueError as e:
+            raise VptError(f"{self.path} row {row} (id {self.ids[row]}): {e}") from e
 
     def state_dict(self) -> dict[str, Any]:
         return {"epoch": self.epoch, "cursor": self.cursor, "batches": self.batches}

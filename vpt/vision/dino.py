@@ -56,11 +56,14 @@ class DinoLearner(nn.Module):
         return self
 
     def forward(self, global_crops: Sequence[torch.Tensor], local_crops: Sequence[torch.Tensor], teacher_temp: float,
-                denominator: int | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """(DINO loss, the teacher's global-crop logits, detached: the center update's input)."""
+                denominator: int | None = None, student_views: Sequence[torch.Tensor] | None = None,
+                ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(DINO loss, the teacher's global-crop logits, detached: the center update's input).
+        `student_views`: what the student sees instead of global + local crops (the masked views
+        of a designer: the teacher always sees the unmasked global crops)."""
         with torch.no_grad():
             teacher = self.teacher(global_crops)  # G x (B, K)
-        student = self.student([*global_crops, *local_crops])  # (G + L) x (B, K)
+        student = self.student(student_views if student_views is not None else [*global_crops, *local_crops])  # (G + L) x (B, K)
         return self.loss(student, teacher, teacher_temp, denominator), teacher
 
     @torch.no_grad()
