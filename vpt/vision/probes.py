@@ -62,26 +62,54 @@ class LinearClsHead(nn.Module):
         return self.linear(self.bn(x))
 
 
-def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, denominator: torch.Tensor | int | None = None) -> torch.Tensor:
     """Cross-entropy of logits (B, C, h, w) bilinearly upsampled to labels (B, H, W); IGNORE
-    pixels count nowhere (a batch with none labelled gives 0, not NaN)."""
+    pixels count nowhere (a batch with none labelled gives 0, not NaN). `denominator`: divide the
+    summed pixel losses by it (a whole batch's labelled pixels, so that the losses of its
+    micro-batches add up to the batch's) instead of by these labels' own count."""
     up = F.interpolate(logits, size=labels.shape[-2:], mode="bilinear", align_corners=False)
     target = labels.long()
     total = F.cross_entropy(up, target, ignore_index=IGNORE, reduction="sum")
-    return total / (target != IGNORE).sum().clamp(min=1)
+    if denominator is None:
+        denominator = (target != IGNORE).sum()
+    return total / (denominator.clamp(min=1) if isinstance(denominator, torch.Tensor) else max(int(denominator), 1))
+
+
+def valid_depth(gt: torch.Tensor, min_depth: float, max_depth: float) -> torch.Tensor:
+    """The pixels whose ground truth counts: in (min_depth, max_depth] (0 = no measurement)."""
+    return (gt > min_depth) & (gt <= max_depth)
 
 
 def depth_loss(min_depth: float, max_depth: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """The scale-invariant log loss of depth (B, 1, h, w) upsampled to gt (B, H, W), over the
-    pixels whose ground truth lies in (min_depth, max_depth]."""
+    pixels whose ground truth lies in (min_depth, max_depth] (all the batch's pooled)."""
 
     def loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
         up = F.interpolate(pred, size=gt.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-        valid = (gt > min_depth) & (gt <= max_depth)
+        valid = valid_depth(gt, min_depth, max_depth)
         if not valid.any():
             return up.sum() * 0.0
         d = torch.log(up[valid]) - torch.log(gt[valid])
         return torch.sqrt((d ** 2).mean() - SILOG_LAMBDA * d.mean() ** 2 + 1e-12)
+
+    return loss
+
+
+def depth_loss_per_image(min_depth: float, max_depth: float) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """depth_loss of each image alone, (B,): rows independent of each other, so a batch's mean
+    splits into micro-batches. An image without valid pixels gives 0 (and no gradient). Masked
+    sums instead of boolean indexing keep the shapes static."""
+
+    def loss(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(pred, size=gt.shape[-2:], mode="bilinear", align_corners=False)[:, 0]  # (B, H, W)
+        valid = valid_depth(gt, min_depth, max_depth)
+        n = valid.sum(dim=(1, 2))  # (B,)
+        safe_gt = torch.where(valid, gt.to(up.dtype), torch.ones_like(up))  # log(0) would poison the gradient
+        d = torch.where(valid, torch.log(up) - torch.log(safe_gt), torch.zeros_like(up))
+        count = n.clamp(min=1).to(up.dtype)
+        mean, mean_sq = d.sum(dim=(1, 2)) / count, (d ** 2).sum(dim=(1, 2)) / count
+        per_image = torch.sqrt(mean_sq - SILOG_LAMBDA * mean ** 2 + 1e-12)
+        return torch.where(n > 0, per_image, torch.zeros_like(per_image))
 
     return loss
 

@@ -19,26 +19,13 @@ def _needs(e: Config) -> list[tuple[str, str, str]]:
     return [("eval.ade20k", s["dataset"], s["train_split"]), ("eval.ade20k", s["dataset"], s["split"])]
 
 
-def _labels(df: Any, path: Path, c: int) -> Any:
-    """The reduced (H, W) label maps of a table, their raw ids checked against num_classes."""
-    from vpt.errors import VptError
-    from vpt.vision.eval.features import decoded
-    from vpt.vision.eval.metrics import reduce_zero_label
-    from vpt.vision.images import decode_label
-
-    for i, raw in enumerate(decoded(df, "label", path, decode_label)):
-        if int(raw.max(initial=0)) > c:
-            raise VptError(f"{path} row {df['id'].iat[i]!r}: label id {int(raw.max())} > datasets num_classes {c}")
-        yield reduce_zero_label(raw)
-
-
 def _evaluate(cfg: Config, model_dir: Path, device: str) -> tuple[dict[str, Any], list[Row]]:
     import numpy as np
     import torch
     import torch.nn.functional as F
 
     from vpt.vision import probes
-    from vpt.vision.eval.features import Evaluation, num_classes, read_split, resize
+    from vpt.vision.eval.features import Evaluation, class_maps, num_classes, read_split, resize
     from vpt.vision.eval.metrics import SegmentationScores
 
     s = cfg["eval"]["ade20k"]
@@ -46,13 +33,13 @@ def _evaluate(cfg: Config, model_dir: Path, device: str) -> tuple[dict[str, Any]
     c, size = num_classes(cfg, s["dataset"]), run.size()
     train, train_path = read_split(cfg, s["dataset"], s["train_split"], s["train_limit"])
     x = run.patch_grid(train, train_path, size)
-    y = torch.from_numpy(np.stack([resize(lab, size, nearest=True) for lab in _labels(train, train_path, c)]))  # (N, H, W)
+    y = torch.from_numpy(np.stack([resize(lab, size, nearest=True) for lab in class_maps(train, train_path, c)]))  # (N, H, W)
     head, losses = probes.train_probe(lambda: probes.LinearSegHead(x.shape[1], c, s["dropout"]), x, y,
                                       probes.segmentation_loss, s, run.device)
     del x, y
     val, val_path = read_split(cfg, s["dataset"], s["split"], s["limit"])
     xv = run.patch_grid(val, val_path, size)
-    scores, rows, gts = SegmentationScores(c), [], _labels(val, val_path, c)
+    scores, rows, gts = SegmentationScores(c), [], class_maps(val, val_path, c)
     for idx, logits in probes.predict(head, xv, s["probe_batch_size"], run.device):  # (b, C, h, w)
         for j, i in enumerate(idx):
             gt = next(gts)

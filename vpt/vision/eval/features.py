@@ -24,7 +24,8 @@ from vpt import paths
 from vpt.errors import VptError
 from vpt.io import read_parquet
 from vpt.vision.backbone import load_backbone, to_input, tokens
-from vpt.vision.images import decode_rgb
+from vpt.vision.eval.metrics import reduce_zero_label
+from vpt.vision.images import decode_label, decode_rgb
 
 Config = dict[str, Any]
 DENSE_DTYPE = torch.float16
@@ -69,6 +70,15 @@ def decoded(df: Any, column: str, path: Path, decode: Callable[..., np.ndarray],
             yield decode(df[column].iat[i], *(df[c].iat[i] for c in extra))
         except ValueError as e:
             raise VptError(f"{path} row {df['id'].iat[i]!r}, column {column!r}: {e}") from e
+
+
+def class_maps(df: Any, path: Path, num_classes: int) -> Iterator[np.ndarray]:
+    """The (H, W) label maps of a segmentation table after reduce_zero_label (void -> IGNORE), their
+    raw ids checked against num_classes; a failure names the file and the row id."""
+    for i, raw in enumerate(decoded(df, "label", path, decode_label)):
+        if int(raw.max(initial=0)) > num_classes:
+            raise VptError(f"{path} row {df['id'].iat[i]!r}: label id {int(raw.max())} > datasets num_classes {num_classes}")
+        yield reduce_zero_label(raw)
 
 
 def resize(array: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
