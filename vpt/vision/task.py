@@ -137,7 +137,7 @@ class VisionTask:
         assert self.views is not None
         self.views.designer = self.designer
         self.evaluators = build_feedback(self.spec.config, self.learner.student.backbone, self.mean, self.std, self.device,
-                                         self.input_dtype, self.cfg.micro_batch_size)
+                                         self.input_dtype, self.cfg.micro_batch_size, seed=self.cfg.seed, world=self.world)
         meta_rows = self.cfg.value.meta_batch_size or self.cfg.batch_size
         self.meta_data = ImageBatches(self.spec.table, meta_rows, self.cfg.seed + META_STREAM)
 
