@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from vpt.config import section_defaults
+from vpt.errors import VptError
 from vpt.losses.dino import DINOLoss
 from vpt.train.schedule import cosine_to, linear_warmup
 from vpt.vision.head import DINOHead
@@ -168,3 +169,78 @@ def test_full_view_without_photometrics_is_the_image_resized() -> None:
     x = torch.stack(ims).permute(0, 3, 1, 2).float() / 255.0
     want = torch.nn.functional.avg_pool2d(x, 2)  # a 2x downscale: each output pixel averages its 2x2 block
     torch.testing.assert_close(g, want, atol=1e-5, rtol=0)
+
+
+def _brute_sinkhorn(logits: np.ndarray, temp: float, iterations: int) -> np.ndarray:
+    """The SwAV/DINOv2 iteration written out on the (K, N) matrix, element by element sums."""
+    q = np.exp(logits / temp).T  # (K, N)
+    k, n = q.shape
+    q = q / sum(q[i, j] for i in range(k) for j in range(n))
+    for _ in range(iterations):
+        for i in range(k):  # each prototype's row to 1 / K
+            q[i] = q[i] / q[i].sum() / k
+        for j in range(n):  # each sample's column to 1 / N
+            q[:, j] = q[:, j] / q[:, j].sum() / n
+    return (q * n).T  # (N, K): each sample's distribution over the prototypes
+
+
+def test_sinkhorn_knopp_targets_equal_the_brute_force_iteration_over_all_global_crops() -> None:
+    gen = torch.Generator().manual_seed(3)
+    B, K, G, L = 4, 6, 2, 2
+    student = [torch.randn(B, K, generator=gen, dtype=torch.float64) * 3 for _ in range(G + L)]
+    teacher = [torch.randn(B, K, generator=gen, dtype=torch.float64) * 3 for _ in range(G)]
+    loss = DINOLoss(K, student_temp=0.1, centering="sinkhorn_knopp", sk_iterations=3).double()
+    joint = torch.cat(teacher).numpy()  # (G * B, K): one assignment over every global crop
+    want_q = _brute_sinkhorn(joint, 0.04, 3)
+    got_q = loss.teacher_targets(torch.cat(teacher), 0.04).numpy()
+    np.testing.assert_allclose(got_q, want_q, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(got_q.sum(axis=1), 1.0, rtol=1e-12)
+    # the loss is the cross-entropy of those targets over the pairs (g, v != g)
+    q = [want_q[g * B:(g + 1) * B] for g in range(G)]
+    logp = [np.log(np.stack([_softmax(row / 0.1) for row in s.numpy()])) for s in student]
+    want = np.mean([-(q[g] * logp[v]).sum(axis=1).mean() for g in range(G) for v in range(G + L) if v != g])
+    assert loss(student, teacher, 0.04).item() == pytest.approx(want, rel=1e-10)
+    # per-crop assignments would be another number: the crops are normalised together
+    per_crop = np.concatenate([_brute_sinkhorn(t.numpy(), 0.04, 3) for t in teacher])
+    assert np.abs(per_crop - want_q).max() > 1e-3
+    # no running state: update_center leaves the (unused) buffer alone
+    loss.update_center(teacher)
+    assert torch.equal(loss.center, torch.zeros(1, K, dtype=torch.float64))
+
+
+def test_sinkhorn_knopp_balances_the_prototypes() -> None:
+    """Near-collapse (every row's logits favour the last prototype) is what centering is for."""
+    gen = torch.Generator().manual_seed(4)
+    teacher = 0.1 * torch.randn(40, 8, generator=gen) + torch.linspace(0, 0.5, 8)  # (N, K)
+    raw = torch.softmax(teacher / 0.04, dim=-1).sum(dim=0)  # (K,): mass per prototype, ~all on the last
+    few = DINOLoss(8, centering="sinkhorn_knopp", sk_iterations=3).teacher_targets(teacher, 0.04)
+    many = DINOLoss(8, centering="sinkhorn_knopp", sk_iterations=100).teacher_targets(teacher, 0.04)
+    assert few.dtype == torch.float32 and torch.allclose(few.sum(dim=1), torch.ones(40), atol=1e-5)
+    assert (raw - 5).abs().max() > 10 and (few.sum(dim=0) - 5).abs().max() < 0.1 * (raw - 5).abs().max()
+    torch.testing.assert_close(many.sum(dim=0), torch.full((8,), 40 / 8), rtol=1e-4, atol=0)  # the limit: N / K each
+    # cosine-like logits at a teacher temperature where float32 exp would overflow: still finite
+    cos = torch.tanh(torch.randn(16, 8, generator=gen)) * 0.999
+    sharp = DINOLoss(8, centering="sinkhorn_knopp").teacher_targets(cos, 0.005)
+    assert torch.isfinite(sharp).all() and torch.allclose(sharp.sum(dim=1), torch.ones(16), atol=1e-5)
+
+
+def test_softmax_centering_is_the_default_and_unchanged() -> None:
+    gen = torch.Generator().manual_seed(5)
+    student = [torch.randn(3, 5, generator=gen) * 3 for _ in range(4)]
+    teacher = [torch.randn(3, 5, generator=gen) * 3 for _ in range(2)]
+    default, explicit = DINOLoss(5), DINOLoss(5, centering="softmax", sk_iterations=7)
+    c = torch.randn(1, 5, generator=gen)
+    default.center.copy_(c)
+    explicit.center.copy_(c)
+    assert torch.equal(default(student, teacher, 0.04), explicit(student, teacher, 0.04))
+    for t in teacher:  # the targets are the centred softmax, bit for bit
+        assert torch.equal(explicit.teacher_targets(t, 0.04), torch.softmax((t - c) / 0.04, dim=-1))
+    explicit.update_center(teacher)
+    assert not torch.equal(explicit.center, c)
+
+
+def test_unknown_centering_names_the_key_and_the_choices() -> None:
+    with pytest.raises(VptError, match=r"vision\.ssl\.centering.*softmax, sinkhorn_knopp"):
+        DINOLoss(4, centering="sk")
+    with pytest.raises(VptError, match=r"vision\.ssl\.sk_iterations"):
+        DINOLoss(4, centering="sinkhorn_knopp", sk_iterations=0)
