@@ -47,7 +47,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     cfg.update(data_dir=str(root / "data"), results_dir=str(root / "results"))
     cfg["datasets"]["ade20k"]["num_classes"] = 4
     v = cfg["vision"]
-    v["models"] = {"tiny": {"timm": "vit_base_patch16_dinov3", "architecture": ARCH}}
+    v["models"] = {"tiny": {"timm": "vit_base_patch16_dinov3", "architecture": {**ARCH, "init_values": 1.0}}}  # layer scale 1e-5: a constant CLS
     v["learner"] = "tiny"
     v["ssl"].update(SSL)
     v["train"] = TRAIN
@@ -103,7 +103,7 @@ def test_every_method_trains_compute_matched(straight: dict[str, Any]) -> None:
 def test_mask_pictures_at_the_start_and_the_end(straight: dict[str, Any]) -> None:
     for method in ("vpt", "random_masks"):
         pics = sorted(p.name for p in (straight[method].run_dir / "masks").iterdir())
-        assert pics == ["step_000000.png", "step_000008.png"], method
+        assert pics == ["step_0000000.png", "step_0000008.png"], method
         image = decode_rgb((straight[method].run_dir / "masks" / pics[0]).read_bytes())
         assert image.shape[0] > image.shape[1] / 3 > 0  # two rows of crop | mask | view
     assert not (straight["dino"].run_dir / "masks").exists()

@@ -31,7 +31,7 @@ def rel(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
 def _designer(kind: str) -> torch.nn.Module:
     section = section_defaults("vision", "designer")
     section.update(kind=kind, unet={"base_channels": 4, "depth": 2}, sit={"dim": 16, "layers": 1, "heads": 2, "patch_size": 8})
-    designer = build_mask_designer(MaskDesignerConfig.from_section(section)).double()
+    designer = build_mask_designer(MaskDesignerConfig.from_section(section), 32).double()
     with torch.no_grad():  # away from the constant initial mask, so that phi changes what the student sees
         for p in designer.parameters():
             p.add_(torch.randn_like(p) * 0.3)

@@ -186,6 +186,11 @@ def snapshot_dir(run: Path, step: int) -> Path:
     return snapshots_dir(run) / step_label(step)
 
 
+def mask_picture(run: Path, step: int) -> Path:
+    """A vision run's mask picture (crop | mask | masked view) at `step` (0: before any update)."""
+    return run / "masks" / f"{step_label(step)}.png"
+
+
 def final_dir(run: Path) -> Path:
     return Path(run) / FINAL
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import torch
 
+from vpt import paths
 from vpt.dist import World, rank_rows, sum_scalar
 from vpt.errors import VptError
 from vpt.io import fingerprint, write_json
@@ -132,8 +133,8 @@ class VisionTask:
 
         if self.spec.config is None:
             raise VptError(f"method {self.cfg.method!r} needs the feedback pools (vision.feedback): no config given")
-        self.designer = build_mask_designer(MaskDesignerConfig.from_section(self.spec.designer or {})).to(
-            self.device, self.input_dtype)
+        self.designer = build_mask_designer(MaskDesignerConfig.from_section(self.spec.designer or {}),
+                                            self.spec.ssl["global_size"]).to(self.device, self.input_dtype)
         assert self.views is not None
         self.views.designer = self.designer
         self.evaluators = build_feedback(self.spec.config, self.learner.student.backbone, self.mean, self.std, self.device,
@@ -232,7 +233,7 @@ class VisionTask:
             self.write_pictures(step)
 
     def write_pictures(self, step: int) -> None:
-        """run_dir/masks/step_<step>.png: the first images' crop | mask | masked view (vpt.vision.pictures)."""
+        """paths.mask_picture: the first images' crop | mask | masked view (vpt.vision.pictures)."""
         from vpt.vision.pictures import write_mask_pictures
 
         assert self.views is not None
@@ -241,7 +242,7 @@ class VisionTask:
         g, _ = self._multi_crop(images, list(range(n)), batch=0, stream=self.views.PICTURE_STREAM)
         with torch.no_grad():
             masks = self.views.masks([g[0]], list(range(n)), batch=0)[0]
-        write_mask_pictures(self.spec.run_dir / "masks" / f"step_{step:06d}.png", g[0].float().cpu(), masks.float().cpu(),
+        write_mask_pictures(paths.mask_picture(self.spec.run_dir, step), g[0].float().cpu(), masks.float().cpu(),
                             self.mean, self.std)
 
     # ------------------------------------------------------------------ state
