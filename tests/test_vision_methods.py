@@ -161,3 +161,35 @@ def test_checkpoint_of_another_configuration_is_not_resumed(config: dict[str, An
     assert t.step == 0 and t.resume_from is None
     with pytest.raises(Exception, match="random_masks|dino|vpt"):
         vision_run_setup(config, "ntp", tmp_path / "x")
+
+
+def test_preemption_checkpoints_at_a_step_boundary_and_requeues(config: dict[str, Any], straight: dict[str, Any],
+                                                              tmp_path: Path) -> None:
+    from vpt import preempt
+
+    t = trainer(config, "vpt", tmp_path / "p")
+    preempt.request()  # what SIGUSR2 from the scheduler does
+    try:
+        with pytest.raises(preempt.Preempted):
+            t.run()
+    finally:
+        preempt.reset()
+    assert t.step == 1 and (t.run_dir / "checkpoints" / "step_0000001" / "task.pt").exists()
+    requeued = trainer(config, "vpt", tmp_path / "p")  # the requeued job
+    assert requeued.step == 1
+    requeued.run()
+    assert [r["loss"] for r in requeued.metrics.rows] == [r["loss"] for r in straight["vpt"].metrics.rows]
+
+
+def test_head_warmup_freezes_the_backbone_for_every_method(config: dict[str, Any], tmp_path: Path) -> None:
+    cfg = copy.deepcopy(config)
+    cfg["vision"]["ssl"]["head_warmup_steps"] = 2
+    for method in ("dino", "vpt"):
+        t = trainer(cfg, method, tmp_path / method)
+        backbone = {k: v.clone() for k, v in t.task.learner.student.backbone.state_dict().items()}
+        head = t.task.learner.student.head.mlp[0].weight.detach().clone()
+        t.run(stop_at=2)
+        assert all(torch.equal(v, backbone[k]) for k, v in t.task.learner.student.backbone.state_dict().items()), method
+        assert not torch.equal(t.task.learner.student.head.mlp[0].weight, head)
+        t.run(stop_at=3)
+        assert not torch.equal(t.task.learner.student.backbone.cls_token, backbone["cls_token"])

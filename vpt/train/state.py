@@ -35,6 +35,23 @@ SHARDED = "sharded"  # the checkpoint's DCP directory: learner weights (+ optimi
 TASK_TENSORS = "task.pt"  # the task's replicated tensor state (Task.tensor_state), written by rank 0
 
 
+def complete_adamw_state(opt: torch.optim.Optimizer) -> None:
+    """AdamW state for every parameter that has none yet (a parameter whose gradient was dropped so
+    far: DINO's frozen prototypes, a backbone during the head warm-up). A fresh optimizer loading a
+    checkpoint expects a state per parameter; a step-0 state with zero moments is exactly what
+    AdamW would create at the parameter's first update, so adding it changes no later step."""
+    for group in opt.param_groups:
+        on_device = group.get("fused") or group.get("capturable")
+        for p in group["params"]:
+            if p.requires_grad and not opt.state[p]:
+                state = {"step": torch.zeros((), dtype=torch.float32, device=p.device if on_device else "cpu"),
+                         "exp_avg": torch.zeros_like(p, memory_format=torch.preserve_format),
+                         "exp_avg_sq": torch.zeros_like(p, memory_format=torch.preserve_format)}
+                if group.get("amsgrad"):
+                    state["max_exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                opt.state[p] = state
+
+
 class TrainerState:
     """Checkpoint, snapshot and final-model I/O of a Trainer (which sets these attributes)."""
 
@@ -69,6 +86,8 @@ class TrainerState:
 
     def save_checkpoint(self) -> Path:
         target = ckpt.step_dir(self.run_dir, self.step)
+
+        complete_adamw_state(self.opt)
 
         def write(tmp: Path) -> None:
             save_sharded(tmp / SHARDED, self.model, self._sharded_optimizer())  # every rank, its shards
