@@ -19,6 +19,8 @@ from vpt.vision.head import DINOHead
 from vpt.vision.masks import MaskDesignerConfig, build_mask_designer
 from vpt.vision.objective import VisionValueObjective
 
+from test_value import shifted_eval
+
 torch.set_num_threads(1)
 
 ARCH = {"embed_dim": 32, "depth": 2, "num_heads": 2, "patch_size": 8, "img_size": 32, "init_values": 1.0}
@@ -83,15 +85,7 @@ def test_autograd_matches_brute_force_difference_over_phi(setup) -> None:  # typ
     h = 1e-5
 
     def value_at(shift: float) -> float:
-        with torch.no_grad():
-            for p, d in zip(dp, w):
-                p.add_(d, alpha=shift)
-        try:
-            return dot(u, torch.autograd.grad(obj.loss(learner_graph=True), params)).item()
-        finally:
-            with torch.no_grad():
-                for p, d in zip(dp, w):
-                    p.sub_(d, alpha=shift)
+        return shifted_eval(dp, w, shift, lambda: dot(u, torch.autograd.grad(obj.loss(learner_graph=True), params)).item())
 
     numeric = (value_at(h) - value_at(-h)) / (2 * h)
     assert numeric == pytest.approx(dot(ref.grads, w).item(), rel=1e-6)
