@@ -185,11 +185,15 @@ def test_config_reference_check_reads_each_tasks_declared_data(embedded: dict) -
         validate_config(cfg)
 
 
-def test_snakemake_task_constraint_matches_exactly_the_registered_tasks() -> None:
+def test_snakemake_constraints_match_exactly_their_names() -> None:
+    """W.alternatives: the registered tasks, and an evaluation rule's runs, match whole names only."""
     pattern = W.alternatives(TASK_REGISTRY.names())
     assert all(re.fullmatch(pattern, t) for t in TASKS)
     assert not re.fullmatch(pattern, "gsm8k_pass") and not re.fullmatch(pattern, "mmlu2")
-    assert "task=W.alternatives(W.TASK_REGISTRY.names())" in (REPO / "workflow/rules/eval.smk").read_text()
+    runs = W.alternatives(["base/vpt/lr0.0003_s0_decontaminated", "vision_base"])
+    assert re.fullmatch(runs, "vision_base") and not re.fullmatch(runs, "base/vpt/lr0.0003_s0_decontaminated/final")
+    assert not re.fullmatch(runs, "base/vpt/lr0x0003_s0_decontaminated")  # dots are literal
+    assert "run=W.alternatives(_suite.runs)" in (REPO / "workflow/rules/eval.smk").read_text()
 
 
 # --------------------------------------------------------------------------- reports

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from vpt import paths
 from vpt import workflow as W
 from vpt.config import load_config
 from vpt.grid import Run, default_run
@@ -92,6 +93,28 @@ def test_all_targets_cover_every_stage(embedded: dict) -> None:
     assert "results/tables/table1.md" in targets and "results/figures/figure3_passk.pdf" in targets
     run = "base/vpt/lr0.0003_s0_fb1024_decontaminated"
     assert W.eval_inputs(embedded, run, "final", "omega_ood") == [f"results/runs/{run}/final/state.json", "data/raw/omega/test_out.parquet"]
+
+
+@pytest.mark.parametrize("config_name", ["embedded", "paper"])
+def test_eval_jobs_partition_the_evaluations_and_serve_each_report_exactly(config_name: str, request: pytest.FixtureRequest) -> None:
+    """Brute force over every evaluation output: each is written by exactly one job (and one rule's
+    run constraint); a report's target builds whole jobs whose every output that report reads."""
+    cfg = request.getfixturevalue(config_name)
+    jobs = W.eval_jobs(cfg)
+    outputs = [[str(paths.eval_result(cfg, run, t, at)) for at in labels for t in tasks] for run, labels, tasks in jobs]
+    flat = [o for outs in outputs for o in outs]
+    assert len(flat) == len(set(flat))
+    wanted = {t for t in W.all_targets(cfg) if t.startswith("results/eval/")}
+    assert wanted <= set(flat) and {o for o in flat if o.endswith(".json")} == wanted | {
+        i for name in W.reports(cfg) for i in W.report_inputs(cfg, name) if i.startswith("results/eval/")}
+    for name in W.reports(cfg):
+        reads = {i for i in W.report_inputs(cfg, name) if i.startswith("results/eval/")}
+        for outs in outputs:
+            json_outs = {o for o in outs if o.endswith(".json")}
+            assert not json_outs & reads or json_outs <= reads, (name, outs)
+    suites = W.eval_suites(cfg)
+    assert len({s.rule for s in suites}) == len(suites)
+    assert sorted((r, s.labels, s.tasks) for s in suites for r in s.runs) == sorted(jobs)
 
 
 def test_report_inputs_are_only_what_the_report_reads(embedded: dict) -> None:

@@ -20,11 +20,17 @@ REPORT_JOBS = {f"report_{n}": 1 for n in ("table1", "table2", "table4", "figure2
 PROBE_JOBS = {"probe_ntp": 1, "probe_vpt": 1}
 BENCH_JOBS = {"bench_overhead": 1, "report_table3": 1}  # the overhead benchmark and Table 3
 # The embedded grid: 8 main runs + 3 ablation methods + 2 coverage sizes; 40 main evaluations
-# (5 tasks) + 3 ablation finals + 8 ablation snapshots + 2 tokens snapshots (ntp) + 2 coverage finals.
+# (5 tasks) + 3 ablation finals + 8 ablation snapshots + 2 tokens snapshots (ntp) + 2 coverage finals,
+# in 31 jobs (vpt.workflow.eval_jobs): a job per run and set of reports reading the results.
 EMBEDDED_TRAIN = {"train": 13}
-EMBEDDED_EVAL = {"eval": 55}
-# Evaluations reading eval.gsm8k: every gsm8k one (8 + 3 + 8 + 2 + 2) and gsm8k_passk (8)
-GSM8K_EVALS = {"eval": 31}
+EMBEDDED_EVAL = {
+    "eval_gsm8k": 10,  # the 8 main finals (Table 1 and more) + the 2 other coverage finals
+    "eval_gsm8k_passk": 8, "eval_mmlu_omega_id_omega_ood": 8,  # the main finals' other tasks (Table 2, Figure 3)
+    "eval_gsm8k_at_20_40": 2,  # the snapshots of vpt and ntp lr 3e-4 s0 (Table 4, Figure 2), whose finals are main runs
+    "eval_gsm8k_at_20_40_final": 3,  # the ablation-only methods (Table 4)
+}
+# Evaluation jobs reading eval.gsm8k: every gsm8k one and gsm8k_passk's
+GSM8K_EVALS = {k: v for k, v in EMBEDDED_EVAL.items() if "gsm8k" in k}
 
 
 def planned_jobs(stdout: str) -> dict[str, int]:
@@ -41,7 +47,8 @@ def test_paper_dry_run_lists_data_and_training_jobs_offline(workdir: Path) -> No
         "download_corpus": 1, "download_gsm8k": 1, "download_math": 1, "download_mmlu": 1, "download_omega": 1,
         "download_imagenet": 1, "download_ade20k": 1, "download_nyuv2": 1, "download_roxford5k": 1, "download_rparis6k": 1,
         "decontaminate": 1, "tokenizer": 1, "pack_raw": 1, "pack_decontaminated": 1, "all": 1,
-        "train": 116, "eval": 665, **PROBE_JOBS, **REPORT_JOBS, "report_table1b_decontaminated": 1,  # see tests/test_grid.py
+        "train": 116, "eval_gsm8k": 101, "eval_gsm8k_passk": 90, "eval_mmlu_omega_id_omega_ood": 90,
+        "eval_gsm8k_at_200_400_600_800_1000_1200_1400_1600_1800": 6, "eval_gsm8k_at_200_400_600_800_1000_1200_1400_1600_1800_final": 15, **PROBE_JOBS, **REPORT_JOBS, "report_table1b_decontaminated": 1,  # see tests/test_grid.py
         **BENCH_JOBS,
     }
     assert not (workdir / "data" / "raw").exists()
@@ -165,9 +172,9 @@ def test_embedded_reruns_are_idempotent_and_targeted(embedded_run: Path) -> None
         (lambda c: c["pack"].update(seq_len=128), {"pack_decontaminated": 1, "pretrain_base": 1, **every_run}),
         (lambda c: c["decontaminate"].update(threshold=0.6), {"decontaminate": 1, "pack_decontaminated": 1, "pretrain_base": 1, **every_run}),
         (lambda c: c["eval"]["gsm8k"].update(limit=50), {**GSM8K_EVALS, **REPORT_JOBS, "all": 1}),
-        (lambda c: c["eval"]["mmlu"].update(limit_per_subject=1), {"eval": 8, "report_table2": 1, "all": 1}),
+        (lambda c: c["eval"]["mmlu"].update(limit_per_subject=1), {"eval_mmlu_omega_id_omega_ood": 8, "report_table2": 1, "all": 1}),
         # a second coverage seed: two new runs (s1 fb256, fb512; s1 fb1024 is a main run) and their evaluations
-        (lambda c: c["grid"]["coverage"].update(seeds=[0, 1]), {"train": 2, "eval": 2, "report_figure3_coverage": 1, "all": 1}),
+        (lambda c: c["grid"]["coverage"].update(seeds=[0, 1]), {"train": 2, "eval_gsm8k": 2, "report_figure3_coverage": 1, "all": 1}),
         (lambda c: c["slurm"]["resources"]["default"].update(time_min=5), {}),  # where a job runs is not what it computes
     ]
     for edit, expected in cases:
@@ -200,7 +207,7 @@ def test_dvc_round_trip_into_a_fresh_clone(embedded_run: Path, tmp_path: Path) -
     assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-2000:]
     # without Snakemake's metadata (a clone has none), a config edit still reruns exactly its jobs
     dry = snakemake("-n", "all", "--configfile", edited(clone, lambda c: c["eval"]["mmlu"].update(limit_per_subject=1)), cwd=clone)
-    assert planned_jobs(dry.stdout) == {"eval": 8, "report_table2": 1, "all": 1}
+    assert planned_jobs(dry.stdout) == {"eval_mmlu_omega_id_omega_ood": 8, "report_table2": 1, "all": 1}
 
 
 @pytest.mark.slow
@@ -213,7 +220,7 @@ def test_table1_target_builds_only_table1_inputs(workdir: Path, embedded_run: Pa
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert planned_jobs(dry.stdout) == {
         "synth_corpus": 1, "download_corpus": 1, "download_gsm8k": 1, "decontaminate": 1, "tokenizer": 1,
-        "pack_decontaminated": 1, "pretrain_base": 1, "train": 8, "eval": 8, "report_table1": 1}
+        "pack_decontaminated": 1, "pretrain_base": 1, "train": 8, "eval_gsm8k": 8, "report_table1": 1}
     planned = set(re.findall(r"results/eval/\S+\.json", dry.stdout))
     assert len(planned) == 8 and all(e.endswith("final/gsm8k.json") for e in planned), planned
     before = (embedded_run / "results/tables/table1.md").read_text()

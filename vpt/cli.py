@@ -192,9 +192,10 @@ def build_parser() -> argparse.ArgumentParser:
              "results/eval/<run id>/<final|step_N>/<task>.json (metrics, examples/s) and <task>.jsonl (one row per example).")
     _add_config(p)
     p.add_argument("--run", default="vpt", help="a grid run id, a method name (its default run), 'base' or 'vision_base' (default: vpt)")
-    p.add_argument("--at", help="checkpoint label: final (default) or step_NNNNNNN (a snapshot)")
-    p.add_argument("--task", action="append", choices=TASK_REGISTRY.names(), required=True,
-                   help="repeatable")
+    p.add_argument("--at", action="extend", nargs="+", metavar="LABEL",
+                   help="checkpoint labels: final (default) and/or step_NNNNNNN (snapshots); each is evaluated on every --task")
+    p.add_argument("--task", action="extend", nargs="+", choices=TASK_REGISTRY.names(), required=True,
+                   help="one or more (the libraries load once for all of them)")
     p.add_argument("--checkpoint", help="a saved model directory instead of the run's final/")
     p.add_argument("--out-dir", help="output directory instead of results/eval/<run id>/<checkpoint>/")
     p.add_argument("--device", help="cpu, cuda, ... (default: eval.device)")

@@ -172,30 +172,34 @@ def cmd_eval(args: argparse.Namespace) -> None:
     cfg = _cfg(args)
     e = cfg["eval"]
     run_id = args.run if args.run in paths.NAMED_RUNS or "/" in args.run else resolve_run(cfg, None, args.run).id
-    label = args.at or paths.FINAL
-    checkpoint = Path(args.checkpoint) if args.checkpoint else paths.model_dir(cfg, run_id, label)
-    device, lm = args.device or e["device"], None
-    for task in args.task:
-        entry = TASK_REGISTRY.get(task)
-        if isinstance(entry, NativeTask):  # vision: vpt's own evaluator on the saved backbone
-            files = task_inputs(cfg, task)
-        else:
-            task_cfg, opts = task_config(cfg, task)
-            files = [Path(f) for f in task_cfg["dataset_kwargs"]["data_files"].values()]
-        for f in files:
-            if not Path(f).exists():
-                raise UsageError(f"evaluation data {f} does not exist; run `vpt data download` first")
-        if isinstance(entry, NativeTask):
-            summary, rows = entry.evaluate(cfg, checkpoint, device)
-        else:
-            lm = lm or make_lm(checkpoint, e["batch_size"], e["max_length"], device)  # loaded once, on the first language task
-            summary, rows = evaluate(lm, task, task_cfg, opts["limit"], opts["num_fewshot"], opts["seed"])
-        summary.update(run=run_id, checkpoint=str(checkpoint), checkpoint_label=label)
-        out = Path(args.out_dir) if args.out_dir else paths.eval_dir(cfg, run_id, label)
-        write_results(out, task, summary, rows)
-        shown = {k: v for k, v in summary["metrics"].items() if not isinstance(v, dict)}
-        log.info("%s/%s: %s (%d examples, %.2f examples/s) -> %s", run_id, task, shown, summary["examples"],
-                 summary["throughput"]["examples_per_s"], out / f"{task}.json")
+    labels = args.at or [paths.FINAL]
+    if args.checkpoint and len(labels) > 1:
+        raise UsageError(f"--checkpoint names one model; got --at {' '.join(labels)}")
+    device = args.device or e["device"]
+    for label in labels:  # a job's checkpoints in turn, each on every task
+        checkpoint = Path(args.checkpoint) if args.checkpoint else paths.model_dir(cfg, run_id, label)
+        lm = None
+        for task in args.task:
+            entry = TASK_REGISTRY.get(task)
+            if isinstance(entry, NativeTask):  # vision: vpt's own evaluator on the saved backbone
+                files = task_inputs(cfg, task)
+            else:
+                task_cfg, opts = task_config(cfg, task)
+                files = [Path(f) for f in task_cfg["dataset_kwargs"]["data_files"].values()]
+            for f in files:
+                if not Path(f).exists():
+                    raise UsageError(f"evaluation data {f} does not exist; run `vpt data download` first")
+            if isinstance(entry, NativeTask):
+                summary, rows = entry.evaluate(cfg, checkpoint, device)
+            else:
+                lm = lm or make_lm(checkpoint, e["batch_size"], e["max_length"], device)  # once per checkpoint, on its first language task
+                summary, rows = evaluate(lm, task, task_cfg, opts["limit"], opts["num_fewshot"], opts["seed"])
+            summary.update(run=run_id, checkpoint=str(checkpoint), checkpoint_label=label)
+            out = Path(args.out_dir) if args.out_dir else paths.eval_dir(cfg, run_id, label)
+            write_results(out, task, summary, rows)
+            shown = {k: v for k, v in summary["metrics"].items() if not isinstance(v, dict)}
+            log.info("%s/%s/%s: %s (%d examples, %.2f examples/s) -> %s", run_id, label, task, shown, summary["examples"],
+                     summary["throughput"]["examples_per_s"], out / f"{task}.json")
 
 
 # --------------------------------------------------------------------------- report

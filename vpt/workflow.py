@@ -8,6 +8,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -220,6 +221,68 @@ def eval_output(cfg: Config, run: Run, step: int | None, task: str) -> str:
 
 def eval_targets(cfg: Config) -> list[str]:
     return [eval_output(cfg, r, st, t) for r, st, t in evaluations(cfg)]
+
+
+# Evaluation jobs: one per run and set of readers, running in one process every (checkpoint, task)
+# of the run that the same reports read (and `all` asks for), so the libraries (~12 s of imports
+# and set-up on a CPU) load once per job, not once per task, while a report's target (`snakemake
+# results/tables/table1.md`) still builds only what the report reads. Jobs of the same checkpoints
+# and tasks share a rule (an EvalSuite) whose `run` wildcard matches exactly their runs.
+@dataclass(frozen=True)
+class EvalSuite:
+    labels: tuple[str, ...]  # checkpoint labels: snapshots in step order, then final
+    tasks: tuple[str, ...]  # registry order
+    runs: tuple[str, ...]  # run ids (or vision_base), sorted
+
+    @property
+    def rule(self) -> str:
+        """eval_<tasks> (final only) or eval_<tasks>_at_<step>_..._final."""
+        at = "" if self.labels == (paths.FINAL,) else "_at_" + "_".join(
+            label if label == paths.FINAL else str(int(label.rpartition("_")[2])) for label in self.labels)
+        return "eval_" + "_".join(self.tasks) + at
+
+
+def eval_jobs(cfg: Config) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
+    """(run id, checkpoint labels, tasks) of every evaluation job."""
+    readers: dict[tuple[str, str, str], set[str]] = {}
+    for run, step, task in evaluations(cfg):
+        readers.setdefault((run.id, checkpoint_label(step), task), set())
+    for name in reports(cfg):
+        for _, run, step, task in report_evaluations(cfg, name):
+            readers.setdefault((run.id, checkpoint_label(step), task), set()).add(name)
+    for task in vision_eval_tasks(cfg):
+        readers.setdefault((paths.VISION_BASE, paths.FINAL, task), set())
+    order = TASK_REGISTRY.names()
+    tasks_of: dict[tuple[str, frozenset[str], str], list[str]] = {}
+    for (run_id, label, task), names in readers.items():
+        tasks_of.setdefault((run_id, frozenset(names), label), []).append(task)
+    labels_of: dict[tuple[str, frozenset[str], tuple[str, ...]], list[str]] = {}
+    for (run_id, names, label), tasks in tasks_of.items():
+        labels_of.setdefault((run_id, names, tuple(sorted(tasks, key=order.index))), []).append(label)
+    return sorted((run_id, tuple(sorted(labels, key=label_order)), tasks) for (run_id, _, tasks), labels in labels_of.items())
+
+
+def label_order(label: str) -> tuple[int, str]:
+    """Snapshots (step_NNNNNNN, zero-padded) in step order, final last."""
+    return (1, label) if label == paths.FINAL else (0, label)
+
+
+def eval_suites(cfg: Config) -> list[EvalSuite]:
+    """The evaluation rules: the jobs grouped by their checkpoints and tasks."""
+    by_kind: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
+    for run_id, labels, tasks in eval_jobs(cfg):
+        by_kind.setdefault((labels, tasks), []).append(run_id)
+    return [EvalSuite(labels, tasks, tuple(sorted(runs))) for (labels, tasks), runs in sorted(by_kind.items())]
+
+
+def eval_job_inputs(cfg: Config, run_id: str, tasks: Iterable[str]) -> list[str]:
+    """The run's finished training (snapshots are written before final/) and every task's data."""
+    return sorted({f for task in tasks for f in eval_inputs(cfg, run_id, paths.FINAL, task)})
+
+
+def eval_model(cfg: Config, run_id: str) -> str:
+    """The model key the launcher sizes an evaluation job by (slurm.resources)."""
+    return paths.VISION_BASE if run_id == paths.VISION_BASE else parse_run(cfg, run_id).model
 
 
 def vision_eval_tasks(cfg: Config) -> list[str]:

@@ -1,40 +1,27 @@
-# Evaluations: one job per (run, checkpoint, task) through lm-evaluation-harness:
-# results/eval/<run id>/<final | step_NNNNNNN>/<task>.json(l).
+# Evaluations: results/eval/<run id>/<final | step_NNNNNNN>/<task>.json(l). One job per run and set
+# of reports reading the results, running all its checkpoints and tasks in one process (the
+# libraries load once); a rule per kind of job (vpt.workflow.eval_suites), whose `run` wildcard
+# matches exactly its runs. Language tasks run through lm-evaluation-harness, vision ones (the base
+# ViT's) through vpt's frozen-backbone evaluators.
 
+for _suite in W.eval_suites(config):
 
-rule eval:
-    input:
-        lambda wc: W.eval_inputs(config, wc.run, wc.checkpoint, wc.task),
-        stamp=lambda wc: W.stamp(f"eval/{wc.task}", W.eval_settings(config, wc.task)),
-    output:
-        json=f"{RESULTS}/eval/{{run}}/{{checkpoint}}/{{task}}.json",
-        rows=f"{RESULTS}/eval/{{run}}/{{checkpoint}}/{{task}}.jsonl",
-    wildcard_constraints:
-        run=RUN_ID,
-        checkpoint=W.paths.CHECKPOINT_LABEL_PATTERN,
-        task=W.alternatives(W.TASK_REGISTRY.names()),  # the registered tasks (vpt.eval.registry)
-    params:
-        model=lambda wc: W.parse_run(config, wc.run).model,
-    log:
-        f"{LOGS}/eval/{{run}}/{{checkpoint}}/{{task}}.log",
-    shell:
-        "{LAUNCH} --kind eval --model {params.model} --name eval-{wildcards.task} -- "
-        "eval --run {wildcards.run} --at {wildcards.checkpoint} --task {wildcards.task} --config {CONFIG} > {log} 2>&1"
-
-
-# The embedded base ViT's vision evaluations (vpt's own evaluators on the frozen backbone):
-# results/eval/vision_base/final/<task>.json(l).
-rule eval_vision_base:
-    input:
-        lambda wc: W.eval_inputs(config, W.paths.VISION_BASE, W.paths.FINAL, wc.task),
-        stamp=lambda wc: W.stamp(f"eval/{wc.task}", W.eval_settings(config, wc.task)),
-    output:
-        json=f"{RESULTS}/eval/{W.paths.VISION_BASE}/{W.paths.FINAL}/{{task}}.json",
-        rows=f"{RESULTS}/eval/{W.paths.VISION_BASE}/{W.paths.FINAL}/{{task}}.jsonl",
-    wildcard_constraints:
-        task=W.alternatives(W.TASK_REGISTRY.where(lambda t: isinstance(t, W.NativeTask))),
-    log:
-        f"{LOGS}/eval/{W.paths.VISION_BASE}/{{task}}.log",
-    shell:
-        "{LAUNCH} --kind eval --model vision_base --name eval-{wildcards.task} -- "
-        "eval --run vision_base --task {wildcards.task} --config {CONFIG} > {log} 2>&1"
+    rule:
+        name:
+            _suite.rule
+        input:
+            lambda wc, tasks=_suite.tasks: W.eval_job_inputs(config, wc.run, tasks),
+            stamps=[W.stamp(f"eval/{t}", W.eval_settings(config, t)) for t in _suite.tasks],
+        output:
+            [f"{RESULTS}/eval/{{run}}/{at}/{t}.{ext}" for at in _suite.labels for t in _suite.tasks for ext in ("json", "jsonl")],
+        wildcard_constraints:
+            run=W.alternatives(_suite.runs),
+        params:
+            model=lambda wc: W.eval_model(config, wc.run),
+            at=" ".join(_suite.labels),
+            tasks=" ".join(_suite.tasks),
+        log:
+            f"{LOGS}/eval/{{run}}/{'+'.join(_suite.labels)}/{'+'.join(_suite.tasks)}.log",
+        shell:
+            "{LAUNCH} --kind eval --model {params.model} --name {rule} -- "
+            "eval --run {wildcards.run} --at {params.at} --task {params.tasks} --config {CONFIG} > {log} 2>&1"
