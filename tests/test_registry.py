@@ -126,23 +126,31 @@ def _enums(node: Any) -> list[list[Any]]:
 
 def test_schema_enums_of_methods_and_tasks_equal_the_registries() -> None:
     """The schema is plain YAML and keeps its own lists; this test is what keeps them equal. The
-    method enums are the language sections' (train, grid, probe): the language methods; a vision
-    method appears in none (the vision base's method is fixed: dino)."""
-    from vpt.train.methods import LANGUAGE_METHODS, VISION_ONLY_METHODS
+    language sections' method enums (train, grid, probe) are the language methods; the vision
+    grid's are the vision methods (the vision base's method is fixed: dino)."""
+    from vpt.train.methods import LANGUAGE_METHODS, VISION_METHODS, VISION_ONLY_METHODS
+    from vpt.vision.grid import vision_tasks
 
     s = load_schema()["properties"]
     group = s["grid"]["additionalProperties"]["properties"]
+    vgroup = s["vision"]["properties"]["grid"]["additionalProperties"]["properties"]
     methods = list(LANGUAGE_METHODS)
-    assert not [e for e in _enums(s) if set(e) & set(VISION_ONLY_METHODS)]
+    assert [e for e in _enums(s) if set(e) & set(VISION_ONLY_METHODS)] == [list(VISION_METHODS)]
+    assert _at(vgroup, "methods", "items", "enum") == list(VISION_METHODS)
     assert _at(s, "train", "properties", "method", "enum") == methods
     assert _at(group, "methods", "items", "enum") == methods
     assert _at(s, "probe", "properties", "methods", "items", "enum") == methods
     tasks = list(TASK_REGISTRY.names())
     assert _at(s, "eval", "properties", "tasks", "items", "enum") == tasks
     assert _at(group, "tasks", "items", "enum") == tasks
+    vtasks = vision_tasks()
+    assert _at(vgroup, "tasks", "items", "enum") == vtasks
+    assert _at(s["vision"]["properties"], "base_model", "properties", "evaluate", "items", "enum") == vtasks
     # no other enum lists methods or tasks (a new one would escape the checks above)
     assert sum(e == methods for e in _enums(s)) == 3 and sum(e == tasks for e in _enums(s)) == 2
-    assert not [e for e in _enums(s) if e not in (methods, tasks) and set(e) & (set(methods[1:]) | {"gsm8k_passk", "omega_id"})]
+    assert sum(e == vtasks for e in _enums(s)) == 2
+    assert not [e for e in _enums(s) if e not in (methods, tasks, vtasks, list(VISION_METHODS))
+                and set(e) & (set(methods[1:]) | {"gsm8k_passk", "omega_id", "imagenet_linear"})]
 
 
 def test_every_task_section_is_in_the_schema() -> None:

@@ -83,12 +83,16 @@ def test_all_targets_cover_every_stage(embedded: dict) -> None:
     assert "data/packed/corpus/decontaminated/meta.json" in targets
     # 8 main runs x 5 tasks; ablation: 3 new finals + 4 runs x 2 snapshots; tokens: ntp's 2 snapshots;
     # coverage: 2 new finals (the 1024 run is the main vpt run); and the base ViT's 5 vision evaluations
-    assert sum(t.startswith("results/eval/") and "/vision_base/" not in t for t in targets) == 40 + 3 + 8 + 2 + 2
-    vision = sorted(t for t in targets if t.startswith("results/eval/vision_base/"))
+    assert sum(t.startswith("results/eval/base/") for t in targets) == 40 + 3 + 8 + 2 + 2
+    # the vision grid: 4 main runs x 5 tasks; pareto: 2 new weightings; ablation: 2 new methods; x ade20k, nyuv2
+    grid = [t for t in targets if t.startswith("results/eval/vision_base/") and not t.startswith("results/eval/vision_base/final/")]
+    assert len(grid) == 20 + 4 + 4
+    assert sum(t.startswith("results/runs/vision_base/") for t in targets) == 8
+    vision = sorted(t for t in targets if t.startswith("results/eval/vision_base/final/"))
     assert vision == [f"results/eval/vision_base/final/{t}.json" for t in ("ade20k", "imagenet_linear", "nyuv2", "roxford5k", "rparis6k")]
     assert W.eval_inputs(embedded, "vision_base", "final", "nyuv2") == [
         "results/models/vision_base/final/state.json", "data/raw/nyuv2/train.parquet", "data/raw/nyuv2/validation.parquet"]
-    assert sum(t.startswith("results/runs/") for t in targets) == 13
+    assert sum(t.startswith("results/runs/base/") for t in targets) == 13
     assert {t for t in targets if t.startswith("results/probe/")} == {"results/probe/ntp.json", "results/probe/vpt.json"}
     assert "results/tables/table1.md" in targets and "results/figures/figure3_passk.pdf" in targets
     run = "base/vpt/lr0.0003_s0_fb1024_decontaminated"

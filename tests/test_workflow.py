@@ -49,7 +49,8 @@ def test_paper_dry_run_lists_data_and_training_jobs_offline(workdir: Path) -> No
         "decontaminate": 1, "tokenizer": 1, "pack_raw": 1, "pack_decontaminated": 1, "all": 1,
         "train": 116, "eval_gsm8k": 101, "eval_gsm8k_passk": 90, "eval_mmlu_omega_id_omega_ood": 90,
         "eval_gsm8k_at_200_400_600_800_1000_1200_1400_1600_1800": 6, "eval_gsm8k_at_200_400_600_800_1000_1200_1400_1600_1800_final": 15, **PROBE_JOBS, **REPORT_JOBS, "report_table1b_decontaminated": 1,  # see tests/test_grid.py
-        **BENCH_JOBS,
+        **BENCH_JOBS, "train_vision": 61, "eval_ade20k_imagenet_linear_nyuv2_roxford5k_rparis6k": 36,
+        "eval_ade20k_imagenet_linear_nyuv2": 6, "eval_ade20k_nyuv2": 19,  # the vision grid (tests/test_vision_grid.py)
     }
     assert not (workdir / "data" / "raw").exists()
 
@@ -106,12 +107,12 @@ def test_slurm_profile_runs_the_embedded_default_end_to_end(embedded_run: Path) 
     meta = json.loads((work / "data/packed/corpus/decontaminated/meta.json").read_text())
     assert meta["sequences"] > 0 and meta["seq_len"] == 256 and meta["answer_tokens"] > 0
     assert json.loads((work / "data/decontaminated/corpus/report.json").read_text())["docs_in"] == 5000
-    runs = sorted(p.parent.parent.relative_to(work / "results/runs") for p in (work / "results/runs").glob("*/*/*/final/state.json"))
+    runs = sorted(p.parent.parent.relative_to(work / "results/runs") for p in (work / "results/runs/base").glob("*/*/final/state.json"))
     assert len(runs) == 13
     for run_id in runs:
-        state = json.loads((work / "results/runs" / run_id / "final/state.json").read_text())
+        state = json.loads((work / "results/runs/base" / run_id / "final/state.json").read_text())
         assert state["finished"] and state["step"] == 60, run_id
-        assert len((work / "results/runs" / run_id / "metrics.jsonl").read_text().splitlines()) == 60
+        assert len((work / "results/runs/base" / run_id / "metrics.jsonl").read_text().splitlines()) == 60
     snap = work / "results/runs/base/vpt/lr0.0003_s0_fb1024_decontaminated/snapshots"
     assert sorted(p.name for p in snap.iterdir()) == ["step_0000020", "step_0000040"]
     probe = json.loads((work / "results/probe/vpt.json").read_text())
@@ -120,7 +121,15 @@ def test_slurm_profile_runs_the_embedded_default_end_to_end(embedded_run: Path) 
     for task, n in (("gsm8k", 100), ("gsm8k_passk", 16), ("mmlu", 114), ("omega_id", 8), ("omega_ood", 8)):
         assert json.loads((main / f"{task}.json").read_text())["examples"] == n, task
         assert len((main / f"{task}.jsonl").read_text().splitlines()) == n
-    assert len(list((work / "results/eval").rglob("*.json"))) == 55 + 5  # + the base ViT's vision evaluations
+    assert len(list((work / "results/eval").rglob("*.json"))) == 55 + 5 + 28  # + the base ViT's and the vision grid's
+    # the vision grid: 8 continued-SSL runs from the base ViT, masks pictured for the designer methods
+    vision = sorted(p.parent.parent for p in (work / "results/runs/vision_base").glob("*/*/final/state.json"))
+    assert len(vision) == 8
+    for run_dir in vision:
+        assert json.loads((run_dir / "final/state.json").read_text())["step"] == 60, run_dir
+        assert (run_dir / "masks/step_0000060.png").exists() == (run_dir.parent.name in ("vpt", "random_feedback", "random_masks"))
+    pareto = json.loads((work / "results/eval/vision_base/vpt/lr0.0002_s0_seg1_depth0/final/nyuv2.json").read_text())
+    assert pareto["metrics"]["rmse"] > 0
     # the vision half: rendered world -> downloads (with feedback pools) -> DINO base ViT -> its evaluations
     assert json.loads((work / "data/raw/ade20k/manifest.json").read_text())["splits"]["feedback_meta"]["rows"] == 64
     state = json.loads((work / "results/models/vision_base/final/state.json").read_text())
@@ -176,6 +185,10 @@ def test_embedded_reruns_are_idempotent_and_targeted(embedded_run: Path) -> None
         # a second coverage seed: two new runs (s1 fb256, fb512; s1 fb1024 is a main run) and their evaluations
         (lambda c: c["grid"]["coverage"].update(seeds=[0, 1]), {"train": 2, "eval_gsm8k": 2, "report_figure3_coverage": 1, "all": 1}),
         (lambda c: c["slurm"]["resources"]["default"].update(time_min=5), {}),  # where a job runs is not what it computes
+        # a vision designer edit: the 5 runs that learn masks (vpt x 4, random_feedback; not dino, nor
+        # random_masks, which reads only the keep ratio and smoothness) and their evaluations
+        (lambda c: c["vision"]["designer"].update(lambda_tv=0.2), {
+            "train_vision": 5, "eval_ade20k_imagenet_linear_nyuv2_roxford5k_rparis6k": 2, "eval_ade20k_nyuv2": 3, "all": 1}),
     ]
     for edit, expected in cases:
         dry = snakemake("-n", "all", "--configfile", edited(work, edit), cwd=work)

@@ -158,9 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
              "--vision METHOD: continued DINO SSL of vision.learner on vision.data's images with vision.train's settings,\n"
              "the same for every method; vpt/random_feedback mask the global crops by the designer (vision.designer),\n"
              "trained on the value of the ADE20K/NYUv2 feedback pools (vision.feedback); random_masks by random masks.\n"
-             "Into results/runs/<vision.learner>/<METHOD>/default (or --run-dir); mask pictures in masks/.")
+             "Into results/runs/<its run id> (or --run-dir), e.g. vision_base/vpt/lr0.0002_s0_seg1_depth1; mask\n"
+             "pictures in masks/. --run with a vision grid run id (vision.grid) trains that run: its learner, lr,\n"
+             "seed, g_down weights (w_seg, w_depth) and designer variant (vision.designers).")
     _add_config(p)
-    p.add_argument("--run", help="a grid run id (see above)")
+    p.add_argument("--run", help="a grid run id, language or vision (see above)")
     p.add_argument("--method", default="vpt", choices=LANGUAGE_METHODS,
                    help="without --run: train this method's default run (default: vpt)")
     base = p.add_mutually_exclusive_group()

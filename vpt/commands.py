@@ -124,13 +124,18 @@ def cmd_train(args: argparse.Namespace) -> None:
     from vpt.runs import resolve_run, train_setup
 
     cfg = _cfg(args)
-    if args.vision_base or args.vision:
+    from vpt.vision.grid import is_vision_run_id
+
+    if args.vision_base or args.vision or (args.run and is_vision_run_id(args.run)):
+        from vpt.vision.grid import default_vision_run, parse_vision_run, vision_run_config
         from vpt.vision.setup import vision_base_setup, vision_run_setup
         from vpt.vision.task import vision_trainer
 
-        if args.vision:
-            run_dir = args.run_dir or paths.run_dir(cfg, f"{cfg.get('vision', {}).get('learner', 'vision')}/{args.vision}/default")
-            tcfg, spec = vision_run_setup(cfg, args.vision, run_dir)
+        if args.vision or args.run:  # a vision grid run, or the default run of a vision method
+            if "vision" not in cfg:
+                raise UsageError("vision runs need a `vision` section in the config")
+            run = parse_vision_run(cfg, args.run) if args.run else default_vision_run(cfg, args.vision)
+            tcfg, spec = vision_run_setup(vision_run_config(cfg, run), run.method, args.run_dir or paths.run_dir(cfg, run.id))
         else:
             tcfg, spec = vision_base_setup(cfg, args.run_dir)
         make: Any = vision_trainer

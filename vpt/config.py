@@ -173,6 +173,10 @@ def _check_references(cfg: Mapping[str, Any]) -> list[str]:
     for key, dataset, split in sorted(needs):
         ref(key, dataset, split)
     problems += check_grid(cfg)
+    if "vision" in cfg:
+        from vpt.vision.grid import check_vision_grid
+
+        problems += check_vision_grid(cfg)
     if dc["lsh_threshold"] > dc["threshold"]:
         problems.append(
             f"key 'decontaminate.lsh_threshold': {dc['lsh_threshold']} is above threshold "

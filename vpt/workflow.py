@@ -20,6 +20,9 @@ from vpt.grid import (FEEDBACK_METHODS, RUN_ID_PATTERN, Run, all_runs, checkpoin
                       group_evaluations, group_spec, parse_run, run_train_section)
 from vpt.io import write_text
 from vpt.report.registry import REPORT_REGISTRY, EvalReport
+from vpt.vision.grid import VisionRun, is_vision_run_id, parse_vision_run, vision_evaluations, vision_runs  # noqa: F401
+from vpt.vision.targets import (vision_base_inputs, vision_base_output, vision_base_settings, vision_model_targets,  # noqa: F401
+                                vision_run_settings, vision_train_inputs)
 
 Config = dict[str, Any]
 
@@ -123,22 +126,6 @@ def base_train_section(cfg: Config) -> dict[str, Any]:
     return {"train": runs.base_train_section(cfg), "architecture": cfg["base_model"]["architecture"]}
 
 
-def vision_base_settings(cfg: Config) -> dict[str, Any]:
-    """Everything the vision base pretraining reads from the config (its stamp): its train
-    settings, the backbone's architecture, the data it reads and the SSL recipe."""
-    base = cfg["vision"]["base_model"]
-    return {"train": runs.vision_base_train_section(cfg), "backbone": {"timm": base["timm"], "architecture": base["architecture"]},
-            "data": base["data"], "ssl": cfg["vision"]["ssl"]}
-
-
-def vision_base_inputs(cfg: Config) -> list[str]:
-    return [str(runs.vision_base_table(cfg))]
-
-
-def vision_base_output(cfg: Config) -> str:
-    return str(paths.final_state(paths.vision_base_run_dir(cfg)))
-
-
 def run_settings(cfg: Config, run: Run) -> dict[str, Any]:
     """Everything a grid run's training reads from the config (its stamp)."""
     learner = "base" if run.model == "base" else cfg["models"][run.model]
@@ -174,8 +161,13 @@ def train_inputs(cfg: Config, run: Run) -> list[str]:
     return ins
 
 
-def train_output(cfg: Config, run: Run) -> str:
+def train_output(cfg: Config, run: Run | VisionRun) -> str:
     return str(paths.final_state(paths.run_dir(cfg, run.id)))
+
+
+def run_model(cfg: Config, run_id: str) -> str:
+    """The model key of a language or vision run id (slurm.resources sizes its jobs by it)."""
+    return parse_vision_run(cfg, run_id).model if is_vision_run_id(run_id) else parse_run(cfg, run_id).model
 
 
 def model_targets(cfg: Config) -> list[str]:
@@ -215,12 +207,12 @@ def eval_inputs(cfg: Config, run_id: str, checkpoint: str, task: str) -> list[st
     return [model, *sorted(set(task_cfg["dataset_kwargs"]["data_files"].values()))]
 
 
-def eval_output(cfg: Config, run: Run, step: int | None, task: str) -> str:
+def eval_output(cfg: Config, run: Run | VisionRun, step: int | None, task: str) -> str:
     return str(paths.eval_result(cfg, run.id, task, checkpoint_label(step)))
 
 
 def eval_targets(cfg: Config) -> list[str]:
-    return [eval_output(cfg, r, st, t) for r, st, t in evaluations(cfg)]
+    return [eval_output(cfg, r, st, t) for r, st, t in [*evaluations(cfg), *vision_evaluations(cfg)]]
 
 
 # Evaluation jobs: one per run and set of readers, running in one process every (checkpoint, task)
@@ -245,7 +237,7 @@ class EvalSuite:
 def eval_jobs(cfg: Config) -> list[tuple[str, tuple[str, ...], tuple[str, ...]]]:
     """(run id, checkpoint labels, tasks) of every evaluation job."""
     readers: dict[tuple[str, str, str], set[str]] = {}
-    for run, step, task in evaluations(cfg):
+    for run, step, task in [*evaluations(cfg), *vision_evaluations(cfg)]:
         readers.setdefault((run.id, checkpoint_label(step), task), set())
     for name in reports(cfg):
         for _, run, step, task in report_evaluations(cfg, name):
@@ -282,7 +274,7 @@ def eval_job_inputs(cfg: Config, run_id: str, tasks: Iterable[str]) -> list[str]
 
 def eval_model(cfg: Config, run_id: str) -> str:
     """The model key the launcher sizes an evaluation job by (slurm.resources)."""
-    return paths.VISION_BASE if run_id == paths.VISION_BASE else parse_run(cfg, run_id).model
+    return paths.VISION_BASE if run_id == paths.VISION_BASE else run_model(cfg, run_id)
 
 
 def vision_eval_tasks(cfg: Config) -> list[str]:
@@ -295,7 +287,7 @@ def vision_eval_targets(cfg: Config) -> list[str]:
 
 
 def all_targets(cfg: Config) -> list[str]:
-    return (data_targets(cfg) + model_targets(cfg) + probe_targets(cfg) + eval_targets(cfg) + vision_eval_targets(cfg)
+    return (data_targets(cfg) + model_targets(cfg) + vision_model_targets(cfg) + probe_targets(cfg) + eval_targets(cfg) + vision_eval_targets(cfg)
             + report_targets(cfg) + bench_targets(cfg))
 
 

@@ -50,6 +50,27 @@ rule train:
         "{LAUNCH} --kind train --model {params.model} --name train-{params.model} -- train --run {wildcards.run} --config {CONFIG} > {log} 2>&1"
 
 
+if W.vision_runs(config):
+
+    # Continued SSL of a ViT, one compute-matched job per vision grid run (vpt.vision.grid):
+    # <model>/<method>/lr<lr>_s<seed>[_seg<w>_depth<w>][_<designer>].
+    rule train_vision:
+        input:
+            lambda wc: W.vision_train_inputs(config, W.parse_vision_run(config, wc.run)),
+            stamp=lambda wc: W.stamp(f"train/{wc.run}", W.vision_run_settings(config, W.parse_vision_run(config, wc.run))),
+        output:
+            str(W.paths.final_state(W.paths.run_dir(config, "{run}"))),
+        wildcard_constraints:
+            run=W.alternatives(r.id for r in W.vision_runs(config)),
+        params:
+            model=lambda wc: W.parse_vision_run(config, wc.run).model,
+        threads: 2
+        log:
+            f"{LOGS}/train/{{run}}.log",
+        shell:
+            "{LAUNCH} --kind train --model {params.model} --name train-{params.model} -- train --run {wildcards.run} --config {CONFIG} > {log} 2>&1"
+
+
 for _method in config["probe"]["methods"]:
 
     rule:
