@@ -3,6 +3,7 @@
 Records are long-format: one row per (group, run, checkpoint, task, metric). Every table and
 figure goes through `seed_scores` or `checkpoint_scores`, so the rules for what counts as a
 seed's score (final checkpoint, or the best checkpoint for early stopping) live in one place.
+What a metric is (its label, whether larger is better, whether it is a fraction) is `METRICS`'.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from vpt.errors import VptError
@@ -21,10 +23,15 @@ COLUMNS: tuple[str, ...] = (
 )
 """Columns every records frame must carry (extra columns are ignored)."""
 
-RUN_KEYS: tuple[str, ...] = ("model", "method", "lr", "seed", "feedback_n", "corpus", "run")
-"""What identifies a training run; `run` is unique per the other six."""
+OPTIONAL_COLUMNS: Mapping[str, str] = {"variant": ""}
+"""Columns a records frame may carry, filled with this default when absent: `variant` is a vision
+run's g_down weighting and designer variant (VisionRun.variant), "" for the language runs."""
 
-METHOD_ORDER: tuple[str, ...] = ("ntp", "vpt", "random_feedback", "uniform_smoothing", "self_distill")
+RUN_KEYS: tuple[str, ...] = ("model", "method", "lr", "seed", "feedback_n", "corpus", "variant", "run")
+"""What identifies a training run; `run` is unique per the other seven."""
+
+# The vision methods come last, so the language tables and figures keep their order.
+METHOD_ORDER: tuple[str, ...] = ("ntp", "vpt", "random_feedback", "uniform_smoothing", "self_distill", "dino", "random_masks")
 
 DEFAULT_METHOD_LABELS: Mapping[str, str] = {
     "ntp": "Baseline",
@@ -32,10 +39,58 @@ DEFAULT_METHOD_LABELS: Mapping[str, str] = {
     "random_feedback": "Random feedback",
     "uniform_smoothing": "Uniform smoothing",
     "self_distill": "Self distillation",
+    "dino": "Baseline (DINO)",
+    "random_masks": "Random masks",
 }
 
 # Table 4 of the paper names the method by what it feeds the designer, not by the method's name.
 DEFAULT_ABLATION_LABELS: Mapping[str, str] = {**DEFAULT_METHOD_LABELS, "vpt": "Value feedback"}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """What one (task, metric) of the records is, for the check, the lr selection and the display."""
+
+    label: str  # "ADE20K mIoU"
+    higher_is_better: bool
+    is_fraction: bool  # in [0, 1] and shown in percent; otherwise shown in `unit` (e.g. NYUv2's metres)
+    unit: str = "%"
+
+    @property
+    def heading(self) -> str:
+        """"NYUv2 RMSE (m) ↓": the label, its display unit and which way is better."""
+        unit = f" ({self.unit})" if self.unit else ""
+        return f"{self.label}{unit} {'↑' if self.higher_is_better else '↓'}"
+
+    def cell(self, x: float) -> str:
+        """A value as shown: percent with two decimals for a fraction (like the language rows),
+        four decimals in its own unit otherwise (the paper's 0.5888 m)."""
+        return f"{100.0 * x:.2f}" if self.is_fraction else f"{x:.4f}"
+
+
+# The vision evaluators' report metrics: only these enter the records (the JSONs also hold counts,
+# probe losses and per-example rows). A (task, metric) not listed is a fraction where larger is
+# better, as every language metric of the reports is (exact match, Pass@k, accuracy).
+METRICS: Mapping[tuple[str, str], Metric] = {
+    ("ade20k", "miou"): Metric("ADE20K mIoU", True, True),
+    ("ade20k", "pixel_acc"): Metric("ADE20K pixel accuracy", True, True),
+    ("nyuv2", "rmse"): Metric("NYUv2 RMSE", False, False, "m"),
+    ("nyuv2", "absrel"): Metric("NYUv2 AbsRel", False, False, ""),
+    ("nyuv2", "delta1"): Metric("NYUv2 δ1", True, True),
+    ("imagenet_linear", "top1"): Metric("ImageNet linear top-1", True, True),
+    **{(task, f"map_{p}"): Metric(f"{name} {p.capitalize()} mAP", True, True)
+       for task, name in (("roxford5k", "R-Oxford5k"), ("rparis6k", "R-Paris6k")) for p in ("easy", "medium", "hard")},
+}
+_FRACTION = Metric("", True, True)
+
+
+def metric_info(task: str, metric: str) -> Metric:
+    return METRICS.get((task, metric), _FRACTION)
+
+
+def report_metrics(task: str) -> list[str]:
+    """The metrics of a vision task that enter the records, in METRICS order."""
+    return [m for t, m in METRICS if t == task]
 
 
 @dataclass(frozen=True)
@@ -106,22 +161,23 @@ def check_records(records: pd.DataFrame) -> pd.DataFrame:
     one would silently choose a result.
     """
     if len(records) == 0:
-        return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in COLUMNS})
+        return pd.DataFrame({c: pd.Series(dtype=_dtype(c)) for c in (*COLUMNS, *OPTIONAL_COLUMNS)})
     missing = [c for c in COLUMNS if c not in records.columns]
     if missing:
         raise VptError(f"evaluation records lack column(s) {', '.join(missing)}; expected {', '.join(COLUMNS)}")
-    df = records.loc[:, list(COLUMNS)].dropna(subset=["value"])
+    records = records.assign(**{c: d for c, d in OPTIONAL_COLUMNS.items() if c not in records.columns})
+    df = records.loc[:, [*COLUMNS, *OPTIONAL_COLUMNS]].dropna(subset=["value"])
     try:
-        df = df.astype({c: _dtype(c) for c in COLUMNS})
+        df = df.astype({c: _dtype(c) for c in df.columns})
     except (TypeError, ValueError) as e:
         raise VptError(f"evaluation records have a column of the wrong type: {e}") from e
-    outside = df[(df["value"] < 0) | (df["value"] > 1)]
-    if len(outside):
-        row = outside.iloc[0]
-        raise VptError(
-            f"evaluation values must be fractions in [0, 1] (tables convert to percent); "
-            f"got {row['value']} for run {row['run']} {row['task']}/{row['metric']} at step {row['step']}"
-        )
+    # RMSE and AbsRel are unbounded above (lower is better); everything else is a fraction.
+    unbounded = {f"{t}\0{m}" for (t, m), info in METRICS.items() if not info.is_fraction}
+    fraction = ~(df["task"] + "\0" + df["metric"]).isin(unbounded)
+    _check_range(df[fraction & ((df["value"] < 0) | (df["value"] > 1))],
+                 "evaluation values must be fractions in [0, 1] (tables convert to percent)")
+    _check_range(df[~fraction & ~((df["value"] >= 0) & np.isfinite(df["value"]))],
+                 "evaluation values of an error metric (RMSE, AbsRel) must be finite and non-negative")
     df = df.drop_duplicates()
     key = ["group", "run", "step", "task", "metric"]
     clash = df[df.duplicated(key, keep=False)]
@@ -132,6 +188,12 @@ def check_records(records: pd.DataFrame) -> pd.DataFrame:
             f"{sorted(clash.loc[(clash[key] == row[key]).all(axis=1), 'value'].tolist())}"
         )
     return df.reset_index(drop=True)
+
+
+def _check_range(outside: pd.DataFrame, what: str) -> None:
+    if len(outside):
+        row = outside.iloc[0]
+        raise VptError(f"{what}; got {row['value']} for run {row['run']} {row['task']}/{row['metric']} at step {row['step']}")
 
 
 def _dtype(column: str) -> str:

@@ -45,10 +45,16 @@ class VisionRun:
     designer: str  # DEFAULT_DESIGNER or a key of vision.designers; only masks-learning methods have one
 
     @property
+    def variant(self) -> str:
+        """What sets the run apart beyond model, method, lr and seed: its g_down weighting and
+        designer variant, as in the id ("seg4_depth1_tv-high"; "" for neither)."""
+        w = f"seg{self.weights[0]:g}_depth{self.weights[1]:g}" if self.weights is not None else ""
+        d = self.designer if self.designer != DEFAULT_DESIGNER else ""
+        return "_".join(x for x in (w, d) if x)
+
+    @property
     def id(self) -> str:
-        w = f"_seg{self.weights[0]:g}_depth{self.weights[1]:g}" if self.weights is not None else ""
-        d = f"_{self.designer}" if self.designer != DEFAULT_DESIGNER else ""
-        return f"{self.model}/{self.method}/lr{self.lr!r}_s{self.seed}{w}{d}"
+        return f"{self.model}/{self.method}/lr{self.lr!r}_s{self.seed}" + (f"_{self.variant}" if self.variant else "")
 
     @classmethod
     def parse(cls, run_id: str) -> VisionRun:
@@ -59,6 +65,12 @@ class VisionRun:
                            "e.g. dinov3-vitb16/vpt/lr1e-05_s0_seg1_depth1")
         weights = (float(m["seg"]), float(m["depth"])) if m["seg"] is not None else None
         return cls(m["model"], m["method"], float(m["lr"]), int(m["seed"]), weights, m["designer"] or DEFAULT_DESIGNER)
+
+
+def record_group(name: str) -> str:
+    """A vision group's name in the evaluation records ("vision.main"): the language grid has
+    groups of the same names (main, ablation), and the records hold both halves."""
+    return f"vision.{name}"
 
 
 def is_vision_run_id(run_id: str) -> bool:
