@@ -1,7 +1,8 @@
 """The paper's language tables (1, 2, 4, and the decontamination retrain of section 4.5) as
 display DataFrames: one string per cell, percent with two decimals, "" where nothing was
-evaluated. What a cell means is written into `df.attrs` (name, caption, notes) so every
-rendering (Markdown, CSV, LaTeX) carries the same explanation.
+evaluated; Tables 1 and 2 then append their vision rows (vpt.report.vision). What a cell means
+is written into `df.attrs` (name, caption, notes) so every rendering (Markdown, CSV, LaTeX)
+carries the same explanation.
 
 A model with no result at all is dropped; a model with results for only some methods keeps its
 row and the missing cell is left empty with a note naming it. Nothing is ever filled in.
@@ -9,14 +10,16 @@ row and the missing cell is left empty with a note naming it. Nothing is ever fi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from vpt.report.cells import STD_PHRASE, count_phrase, format_lr, mean_std, percent  # noqa: F401  (format_lr: figures')
+from vpt.report.cells import display_frame as _frame
 from vpt.report.records import Layout, as_layout, seed_scores
 from vpt.report.select import select_best_lr, summarize
+from vpt.report.vision import VISION_MAIN_METHODS, add_table1_rows, add_table2_rows
 
 LayoutLike = Layout | Mapping[str, Any] | None
 
@@ -30,44 +33,19 @@ TRANSFER_BENCHMARKS: tuple[tuple[str, str, str], ...] = (
     ("mmlu", "acc_micro", "MMLU (Acc %)"),
 )
 
-STD_PHRASE = "mean ± sample standard deviation (ddof = 1)"
-
-
-def percent(x: float) -> str:
-    return f"{100.0 * x:.2f}"
-
-
-def mean_std(mean: float, std: float, n_seeds: int) -> str:
-    """"m ± s" in percent; a single seed has no spread, so it shows the mean alone."""
-    if n_seeds < 2 or not np.isfinite(std):
-        return percent(mean)
-    return f"{percent(mean)} ± {percent(std)}"
-
-
-def format_lr(lr: float) -> str:
-    """Compact scientific notation: 7.5e-6 rather than 7.5e-06."""
-    s = f"{lr:.6g}"
-    if "e" not in s:
-        return s
-    mantissa, exponent = s.split("e")
-    return f"{mantissa}e{int(exponent)}"
-
-
-def count_phrase(values: Sequence[int], noun: str) -> str:
-    """"3 seeds", "2–3 seeds" (when cells differ), or "n seeds" while nothing is evaluated."""
-    values = sorted(set(int(v) for v in values))
-    if not values:
-        return f"n {noun}s"
-    lo, hi = values[0], values[-1]
-    n = str(lo) if lo == hi else f"{lo}–{hi}"
-    return f"{n} {noun}{'' if hi == 1 else 's'}"
-
-
 def table1(records: pd.DataFrame, layout: LayoutLike = None) -> pd.DataFrame:
-    """Table 1 (language rows): GSM8K test Pass@1, Baseline vs V-Pretraining, per model size, at
-    each method's best learning rate from the `main` sweep."""
-    return _gsm8k_table(records, as_layout(layout), "main", "Table 1", "tab:gsm8k",
-                        "GSM8K test Pass@1 (%) of continued pretraining under matched learner update budgets")
+    """Table 1: GSM8K test Pass@1, Baseline vs V-Pretraining, per model size, at each method's best
+    learning rate from the `main` sweep; then the vision rows of vision group `main`
+    (vpt.report.vision: NYUv2 RMSE, ADE20K mIoU, ImageNet linear top-1 per ViT, dino vs vpt)."""
+    layout = as_layout(layout)
+    t = _gsm8k_table(records, layout, "main", "Table 1", "tab:gsm8k",
+                     "GSM8K test Pass@1 (%) of continued pretraining under matched learner update budgets")
+    return add_table1_rows(t, records, layout, _vision_columns(layout))
+
+
+def _vision_columns(layout: Layout) -> dict[str, str]:
+    """The vision methods under the language columns: dino under Baseline, vpt under V-Pretraining."""
+    return {v: layout.method_label(m) for v, m in zip(VISION_MAIN_METHODS, MAIN_METHODS)}
 
 
 def table_decontaminated(records: pd.DataFrame, layout: LayoutLike = None) -> pd.DataFrame:
@@ -128,8 +106,9 @@ def transfer_scores(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def table2(records: pd.DataFrame, layout: LayoutLike = None) -> pd.DataFrame:
-    """Table 2 (language rows): OMEGA ID / OOD exact match and MMLU accuracy, Baseline vs
-    V-Pretraining, per model size, mean over seeds at the GSM8K-selected learning rate."""
+    """Table 2: OMEGA ID / OOD exact match and MMLU accuracy, Baseline vs V-Pretraining, per model
+    size, mean over seeds at the GSM8K-selected learning rate; then the vision rows (R-Oxford5k and
+    R-Paris6k mAP per ViT at the ADE20K-selected learning rate, vpt.report.vision)."""
     layout = as_layout(layout)
     scores = transfer_scores(records)
     scores = scores[scores["method"].isin(MAIN_METHODS)]
@@ -153,7 +132,8 @@ def table2(records: pd.DataFrame, layout: LayoutLike = None) -> pd.DataFrame:
         f"over questions), in %. Each cell is the mean over {count_phrase(scores['n_seeds'], 'seed')} at the "
         "learning rate selected on GSM8K Pass@1 (Table 1), not re-selected on these tasks."
     )
-    return _frame(rows, columns, name="Table 2", caption=caption, notes=notes, label="tab:transfer", n_label_columns=2)
+    t = _frame(rows, columns, name="Table 2", caption=caption, notes=notes, label="tab:transfer", n_label_columns=2)
+    return add_table2_rows(t, records, layout, _vision_columns(layout))
 
 
 def table4(records: pd.DataFrame, layout: LayoutLike = None, max_step: int | None = None) -> pd.DataFrame:
@@ -191,9 +171,3 @@ def table4(records: pd.DataFrame, layout: LayoutLike = None, max_step: int | Non
         "targets without downstream feedback."
     )
     return _frame(rows, columns, name="Table 4", caption=caption, notes=notes, label="tab:ablation", n_label_columns=1)
-
-
-def _frame(rows: list[dict[str, str]], columns: list[str], **attrs: Any) -> pd.DataFrame:
-    df = pd.DataFrame(rows, columns=columns, dtype="str") if rows else pd.DataFrame({c: pd.Series(dtype="str") for c in columns})
-    df.attrs.update(attrs)
-    return df
