@@ -26,7 +26,8 @@ from test_targets import embedded, paper  # noqa: F401  (the shared config fixtu
 
 TASKS = ("ade20k", "gsm8k", "gsm8k_passk", "imagenet_linear", "mmlu", "nyuv2", "omega_id", "omega_ood", "roxford5k", "rparis6k")
 VISION_TASKS = ("ade20k", "imagenet_linear", "nyuv2", "roxford5k", "rparis6k")
-REPORTS = ("table1", "table1b_decontaminated", "table2", "table3", "table4", "figure2_tokens", "figure3_coverage", "figure3_passk")
+REPORTS = ("table1", "table1b_decontaminated", "table2", "table3", "table4", "table4_vision", "figure2_tokens", "figure2_pareto",
+           "figure3_coverage", "figure3_passk")
 
 
 # --------------------------------------------------------------------------- mechanics
@@ -215,8 +216,12 @@ def test_reports_are_registered_with_resolvable_builders_and_registered_tasks() 
         assert report.name == name and report.kind in ("table", "figure")
         if isinstance(report, EvalReport):
             assert callable(report.build())
-            assert {t for _, tasks in report.reads for t in tasks} | {report.primary[1]} <= set(TASKS)
-            assert report.primary in [(g, t) for g, tasks in report.reads for t in tasks]
+            assert {t for _, tasks in report.reads for t in tasks} <= set(TASKS)
+            assert {t for read in report.vision_reads for t in read.tasks} <= set(VISION_TASKS)
+            assert report.primary is not None or report.vision_primary is not None
+            assert report.primary is None or report.primary in [(g, t) for g, tasks in report.reads for t in tasks]
+            assert report.vision_primary is None or report.vision_primary in [
+                (r.group, t) for r in report.vision_reads for t in r.tasks if r.like is None]  # not a baseline beside it
         else:
             assert isinstance(report, BenchReport) and report.kind == "table"
     assert NAMES == tuple(n for n, r in REPORT_REGISTRY.items() if isinstance(r, EvalReport))

@@ -123,13 +123,44 @@ def test_eval_jobs_partition_the_evaluations_and_serve_each_report_exactly(confi
 
 def test_report_inputs_are_only_what_the_report_reads(embedded: dict) -> None:
     t1 = W.report_inputs(embedded, "table1")
-    assert len(t1) == 8 and all(p.endswith("/final/gsm8k.json") for p in t1)  # main: 2 methods x 2 lrs x 2 seeds
+    language = [p for p in t1 if p.startswith("results/eval/base/")]
+    assert len(language) == 8 and all(p.endswith("/final/gsm8k.json") for p in language)  # main: 2 methods x 2 lrs x 2 seeds
+    # the vision rows: vision main's {dino, vpt} x seeds {0, 1} x {ade20k, nyuv2, imagenet_linear}
+    vision = sorted(p for p in t1 if p.startswith("results/eval/vision_base/"))
+    assert len(vision) == len(t1) - 8 == 12 and {p.rsplit("/", 1)[1] for p in vision} == {"ade20k.json", "nyuv2.json", "imagenet_linear.json"}
+    assert {p.split("/")[3] for p in vision} == {"dino", "vpt"}
+    t2 = {p.rsplit("/", 1)[1] for p in W.report_inputs(embedded, "table2") if p.startswith("results/eval/vision_base/")}
+    assert t2 == {"ade20k.json", "roxford5k.json", "rparis6k.json"}  # ADE20K for Table 1's lr, retrieval for the rows
+    # Figure 2 right: the 3 pareto runs and main's 2 dino runs (the reference), ADE20K and NYUv2 each
+    pareto = W.report_inputs(embedded, "figure2_pareto")
+    assert len(pareto) == 10 and sum("/dino/" in p for p in pareto) == 4
+    # the vision ablation: 3 methods + main's dino (2 seeds), on the ablation's tasks only (no ImageNet here)
+    ablation = W.report_inputs(embedded, "table4_vision")
+    assert len(ablation) == 3 * 2 + 2 * 2 and not any("imagenet" in p for p in ablation)
     t4 = W.report_inputs(embedded, "table4")
     assert len(t4) == 4 * 3 and sum("/step_0000020/" in p for p in t4) == 4
-    assert set(W.report_inputs(embedded, "figure3_passk")) >= set(t1)
+    assert set(W.report_inputs(embedded, "figure3_passk")) >= set(language)
     no_ablation = copy.deepcopy(embedded)
     del no_ablation["grid"]["ablation"]
     assert "table4" not in W.reports(no_ablation) and "table1" in W.reports(no_ablation)
+    del no_ablation["vision"]["grid"]["ablation"]
+    assert "table4_vision" not in W.reports(no_ablation)
+
+
+def test_without_vision_the_reports_read_what_they_read_before(embedded: dict, paper: dict) -> None:
+    """A config without a vision section: the vision-only reports are not built, the others read
+    only language evaluations; a vision-only grid still builds Table 1 (its vision rows)."""
+    for cfg in (embedded, paper):
+        language = copy.deepcopy(cfg)
+        del language["vision"]
+        assert W.reports(language) == [n for n in W.reports(cfg) if n not in ("table4_vision", "figure2_pareto")]
+        for name in W.reports(language):
+            assert W.report_inputs(language, name) == [p for p in W.report_inputs(cfg, name) if "/vision_base/" not in p
+                                                       and not p.startswith("results/eval/dinov3-")], name
+    vision_only = copy.deepcopy(embedded)
+    vision_only["grid"] = {}
+    assert W.reports(vision_only) == ["table1", "table2", "table3", "table4_vision", "figure2_pareto"]
+    assert all("/vision_base/" in p for p in W.report_inputs(vision_only, "table1"))
 
 
 def test_stamp_is_content_addressed_and_never_rewritten(tmp_path) -> None:

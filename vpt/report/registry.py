@@ -3,8 +3,9 @@
 `vpt report NAME`, `vpt report --help`, vpt.report.build and vpt.workflow (one Snakemake rule per
 report, its inputs and outputs) all read REPORT_REGISTRY. Two kinds of source:
 
-  EvalReport   reads evaluation results of grid groups (results/eval/...); built when the
-               config has its primary group and that group evaluates the primary task
+  EvalReport   reads evaluation results of grid groups and of vision grid groups (vision.grid,
+               as VisionRead); built when the config has its primary group (or vision group)
+               and that group evaluates the primary task
   BenchReport  reads one benchmark's result (results/bench/<bench>.json); built when the
                config's `bench:` section has that benchmark
 
@@ -15,6 +16,7 @@ reports (argparse, the Snakefile) needs neither pandas nor matplotlib.
 from __future__ import annotations
 
 import importlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from typing import Any
 from vpt import paths
 from vpt.grid import Run, checkpoint_label, group_evaluations, group_spec, model_keys
 from vpt.registry import Registry, help_table
+from vpt.vision.grid import VisionRun, record_group, vision_group_evaluations, vision_group_spec, vision_groups, vision_learners
 
 Config = dict[str, Any]
 EXTENSIONS = {"table": ("md", "csv", "tex"), "figure": ("png", "pdf")}
@@ -35,10 +38,39 @@ def _resolve(builder: str) -> Callable[..., Any]:
 
 
 def model_label(key: str) -> str:
-    """qwen1.5-0.5b -> 0.5B; the embedded learner 'base' -> tiny."""
+    """qwen1.5-0.5b -> 0.5B; the embedded learner 'base' -> tiny; dinov3-vitb16 -> ViT-B/16; the
+    embedded base ViT -> tiny ViT."""
     if key == "base":
         return "tiny"
+    if key == paths.VISION_BASE:
+        return "tiny ViT"
+    vit = re.fullmatch(r"vit([a-z])(\d+)", key.rsplit("-", 1)[-1])
+    if vit:
+        return f"ViT-{vit[1].upper()}/{vit[2]}"
     return key.rsplit("-", 1)[-1].upper()
+
+
+@dataclass(frozen=True)
+class VisionRead:
+    """Evaluations of one vision grid group (vision.grid) that a report reads."""
+
+    group: str
+    tasks: tuple[str, ...]
+    methods: tuple[str, ...] = ()  # () = every method of the group; else only these (a baseline)
+    like: str | None = None  # also only the models and tasks of this vision group: a baseline drawn
+    #                          beside another group's runs is read where it is shown, no more
+
+    def evaluations(self, cfg: Config) -> list[tuple[str, VisionRun, None, str]]:
+        groups = vision_groups(cfg)
+        if self.group not in groups or (self.like is not None and self.like not in groups):
+            return []
+        tasks, models = set(self.tasks), None
+        if self.like is not None:
+            other = vision_group_spec(cfg, self.like)
+            tasks &= set(other["tasks"])
+            models = set(other["models"])
+        return [(record_group(self.group), run, step, task) for run, step, task in vision_group_evaluations(cfg, self.group)
+                if task in tasks and (not self.methods or run.method in self.methods) and (models is None or run.model in models)]
 
 
 @dataclass(frozen=True)
@@ -67,17 +99,28 @@ class Report(ABC):
 @dataclass(frozen=True)
 class EvalReport(Report):
     reads: tuple[tuple[str, tuple[str, ...]], ...]  # (grid group, tasks) of the evaluations it reads
-    primary: tuple[str, str]  # (group, task) the config must evaluate for it to be built
+    primary: tuple[str, str] | None  # (group, task) the config must evaluate for it to be built; None: vision only
     builder: str  # "module:function", (records, layout) -> DataFrame (table) or Figure (figure)
+    vision_reads: tuple[VisionRead, ...] = ()
+    vision_primary: tuple[str, str] | None = None  # (vision group, task): enough on its own too
 
     def available(self, cfg: Config) -> bool:
-        group, task = self.primary
-        return group in cfg["grid"] and task in group_spec(cfg, group)["tasks"]
+        """Either half suffices: Table 1 of a language-only (or vision-only) config is its own rows."""
+        if self.primary is not None:
+            group, task = self.primary
+            if group in cfg["grid"] and task in group_spec(cfg, group)["tasks"]:
+                return True
+        if self.vision_primary is not None:
+            group, task = self.vision_primary
+            return group in vision_groups(cfg) and task in vision_group_spec(cfg, group)["tasks"]
+        return False
 
-    def evaluations(self, cfg: Config) -> list[tuple[str, Run, int | None, str]]:
-        """(group, run, step, task) of every evaluation it reads."""
-        return [(group, run, step, task) for group, tasks in self.reads if group in cfg["grid"]
-                for run, step, task in group_evaluations(cfg, group) if task in tasks]
+    def evaluations(self, cfg: Config) -> list[tuple[str, Run | VisionRun, int | None, str]]:
+        """(group, run, step, task) of every evaluation it reads; a vision group as "vision.<name>"."""
+        language: list[tuple[str, Run | VisionRun, int | None, str]] = [
+            (group, run, step, task) for group, tasks in self.reads if group in cfg["grid"]
+            for run, step, task in group_evaluations(cfg, group) if task in tasks]
+        return language + [e for read in self.vision_reads for e in read.evaluations(cfg)]
 
     def inputs(self, cfg: Config) -> list[str]:
         return sorted({str(paths.eval_result(cfg, r.id, t, checkpoint_label(st))) for _, r, st, t in self.evaluations(cfg)})
@@ -92,7 +135,7 @@ class EvalReport(Report):
         from vpt.report.render import write_table
 
         records = load_records(cfg, self.evaluations(cfg))
-        layout = as_layout({"models": {m: model_label(m) for m in model_keys(cfg)}})
+        layout = as_layout({"models": {m: model_label(m) for m in [*model_keys(cfg), *vision_learners(cfg)]}})
         built = self.build()(records, layout)
         if self.kind == "table":
             written = write_table(built, None, paths.results_dir(cfg) / "tables" / self.name)
@@ -125,18 +168,30 @@ def _add(report: Report) -> None:
 
 
 _GSM8K = ("gsm8k",)
-_add(EvalReport("table1", "table", "GSM8K Pass@1 per size, Baseline vs V-Pretraining, best lr, mean +- std over seeds",
-                (("main", _GSM8K),), ("main", "gsm8k"), "vpt.report.tables:table1"))
+_MAIN = ("dino", "vpt")  # the vision rows of Tables 1-2: Baseline and V-Pretraining
+_DENSE = ("ade20k", "nyuv2")
+_add(EvalReport("table1", "table", "GSM8K Pass@1 per size, and NYUv2 RMSE / ADE20K mIoU / ImageNet top-1 per ViT, "
+                "Baseline vs V-Pretraining, best lr, mean +- std over seeds",
+                (("main", _GSM8K),), ("main", "gsm8k"), "vpt.report.tables:table1",
+                (VisionRead("main", ("ade20k", "nyuv2", "imagenet_linear"), _MAIN),), ("main", "ade20k")))
 _add(EvalReport("table1b_decontaminated", "table", "the same on the decontaminated corpus (section 4.5)",
                 (("decontaminated", _GSM8K),), ("decontaminated", "gsm8k"), "vpt.report.tables:table_decontaminated"))
-_add(EvalReport("table2", "table", "OMEGA ID / OOD and MMLU at Table 1's learning rates",
-                (("main", ("gsm8k", "omega_id", "omega_ood", "mmlu")),), ("main", "omega_id"), "vpt.report.tables:table2"))
+_add(EvalReport("table2", "table", "OMEGA ID / OOD and MMLU, R-Oxford5k / R-Paris6k mAP, at Table 1's learning rates",
+                (("main", ("gsm8k", "omega_id", "omega_ood", "mmlu")),), ("main", "omega_id"), "vpt.report.tables:table2",
+                (VisionRead("main", ("ade20k", "roxford5k", "rparis6k"), _MAIN),), ("main", "roxford5k")))
 _add(BenchReport("table3", "table", "computational overhead, from results/bench/overhead.json (vpt bench overhead)",
                  "overhead", "vpt.report.table3:write_table3"))
 _add(EvalReport("table4", "table", "ablations (value / random feedback / uniform smoothing / self distillation), early stopping",
                 (("ablation", _GSM8K),), ("ablation", "gsm8k"), "vpt.report.tables:table4"))
+_add(EvalReport("table4_vision", "table", "vision ablation: value feedback / random feedback / random masks (and DINO), "
+                "ADE20K mIoU, NYUv2 RMSE, ImageNet top-1", (), None, "vpt.report.vision:table4_vision",
+                (VisionRead("ablation", ("ade20k", "nyuv2", "imagenet_linear")),
+                 VisionRead("main", ("ade20k", "nyuv2", "imagenet_linear"), ("dino",), like="ablation")), ("ablation", "ade20k")))
 _add(EvalReport("figure2_tokens", "figure", "GSM8K Pass@1 against unlabeled tokens, raw and best-so-far",
                 (("tokens", _GSM8K),), ("tokens", "gsm8k"), "vpt.report.figures:plot_tokens"))
+_add(EvalReport("figure2_pareto", "figure", "vision: ADE20K mIoU against NYUv2 -RMSE per feedback weighting and designer, "
+                "the Pareto front", (), None, "vpt.report.pareto:plot_pareto",
+                (VisionRead("pareto", _DENSE), VisionRead("main", _DENSE, ("dino",), like="pareto")), ("pareto", "ade20k")))
 _add(EvalReport("figure3_coverage", "figure", "GSM8K Pass@1 against the number of feedback examples",
                 (("coverage", _GSM8K), ("main", _GSM8K)), ("coverage", "gsm8k"), "vpt.report.figures:plot_coverage"))
 _add(EvalReport("figure3_passk", "figure", "Pass@k against k per size",
