@@ -64,8 +64,8 @@ def point_label(run_id: str) -> str:
 
 def pareto_points(records: pd.DataFrame) -> pd.DataFrame:
     """One row per run of the pareto group with both final ADE20K mIoU and NYUv2 RMSE evaluated:
-    POINT_COLUMNS, `front` computed per model on (mIoU, −RMSE). The label gains the lr and seed
-    where a model's points have several, so that no two points read the same."""
+    POINT_COLUMNS, `front` computed per model on (mIoU, −RMSE), best mIoU first. The label gains
+    the lr and seed where a model's points have several, so that no two points read the same."""
     seg = seed_scores(records, PARETO, "ade20k", "miou").rename(columns={"score": "miou"})
     depth = seed_scores(records, PARETO, "nyuv2", "rmse")[["run", "score"]].rename(columns={"score": "rmse"})
     pts = seg.merge(depth, on="run", how="inner")
@@ -81,7 +81,8 @@ def pareto_points(records: pd.DataFrame) -> pd.DataFrame:
             here["label"] += [f" s{s}" for s in here["seed"]]
         here["front"] = pareto_front(list(zip(here["miou"], -here["rmse"])))
         parts.append(here)
-    return pd.concat(parts, ignore_index=True).loc[:, list(POINT_COLUMNS)]
+    out = pd.concat(parts, ignore_index=True).sort_values(["model", "miou", "rmse", "run"], ascending=[True, False, True, True])
+    return out.loc[:, list(POINT_COLUMNS)].reset_index(drop=True)
 
 
 def incomplete_runs(records: pd.DataFrame, model: str) -> int:
