@@ -16,7 +16,9 @@ import yaml
 from conftest import REPO, make_workdir, run, snakemake, vpt
 
 
+# The reports reading language evaluations (Tables 1 and 2 read vision ones too); the vision-only ones.
 REPORT_JOBS = {f"report_{n}": 1 for n in ("table1", "table2", "table4", "figure2_tokens", "figure3_coverage", "figure3_passk")}
+VISION_REPORT_JOBS = {"report_table4_vision": 1, "report_figure2_pareto": 1}
 PROBE_JOBS = {"probe_ntp": 1, "probe_vpt": 1}
 BENCH_JOBS = {"bench_overhead": 1, "report_table3": 1}  # the overhead benchmark and Table 3
 # The embedded grid: 8 main runs + 3 ablation methods + 2 coverage sizes; 40 main evaluations
@@ -31,6 +33,17 @@ EMBEDDED_EVAL = {
 }
 # Evaluation jobs reading eval.gsm8k: every gsm8k one and gsm8k_passk's
 GSM8K_EVALS = {k: v for k, v in EMBEDDED_EVAL.items() if "gsm8k" in k}
+# The vision evaluation jobs a designer edit reruns (measured with `snakemake -n all` on a finished
+# run): the 5 runs that learn masks are main vpt s0 (also the pareto 1:1 and the ablation vpt run),
+# main vpt s1, pareto 1:0 and 0:1, and the ablation's random_feedback. Jobs split by the reports
+# reading each task (vpt.workflow.eval_jobs):
+VISION_DESIGNER_EVALS = {
+    # vpt s0: ADE20K (Tables 1-2, Figure 2 right, vision ablation), NYUv2 (Table 1, Figure 2 right, ablation),
+    # ImageNet linear (Table 1), retrieval (Table 2): 4 jobs; vpt s1: ADE20K (Tables 1-2), ImageNet + NYUv2
+    # (Table 1), retrieval (Table 2): 3 jobs
+    "eval_ade20k": 2, "eval_nyuv2": 1, "eval_imagenet_linear": 1, "eval_imagenet_linear_nyuv2": 1, "eval_roxford5k_rparis6k": 2,
+    "eval_ade20k_nyuv2": 3,  # the two other pareto weightings (Figure 2 right) and random_feedback (the ablation)
+}
 
 
 def planned_jobs(stdout: str) -> dict[str, int]:
@@ -49,8 +62,18 @@ def test_paper_dry_run_lists_data_and_training_jobs_offline(workdir: Path) -> No
         "decontaminate": 1, "tokenizer": 1, "pack_raw": 1, "pack_decontaminated": 1, "all": 1,
         "train": 116, "eval_gsm8k": 101, "eval_gsm8k_passk": 90, "eval_mmlu_omega_id_omega_ood": 90,
         "eval_gsm8k_at_200_400_600_800_1000_1200_1400_1600_1800": 6, "eval_gsm8k_at_200_400_600_800_1000_1200_1400_1600_1800_final": 15, **PROBE_JOBS, **REPORT_JOBS, "report_table1b_decontaminated": 1,  # see tests/test_grid.py
-        **BENCH_JOBS, "train_vision": 61, "eval_ade20k_imagenet_linear_nyuv2_roxford5k_rparis6k": 36,
-        "eval_ade20k_imagenet_linear_nyuv2": 6, "eval_ade20k_nyuv2": 19,  # the vision grid (tests/test_vision_grid.py)
+        **BENCH_JOBS, **VISION_REPORT_JOBS, "train_vision": 61,  # the vision grid (tests/test_vision_grid.py)
+        # Its evaluations, a job per run and set of reports reading a task (counted from this dry run):
+        # main's 36 runs (2 ViTs x {dino, vpt} x 3 lrs x 3 seeds), each ADE20K (Tables 1-2; + Figure 2
+        # right and the ablation for ViT-B dino and the vpt runs the ablation shares) and retrieval (Table 2)
+        "eval_ade20k": 36, "eval_roxford5k_rparis6k": 36,
+        # NYUv2 + ImageNet linear read by Table 1 alone: ViT-L dino, ViT-B vpt at the other lrs, ViT-L vpt (9 + 6 + 9),
+        # and the ablation's vpt s1, s2 (Table 1 + ablation read both)
+        "eval_imagenet_linear_nyuv2": 26,
+        # apart: ViT-B dino x 9 (NYUv2 read by Figure 2's reference too) and the run main, pareto and ablation share
+        "eval_nyuv2": 10, "eval_imagenet_linear": 10,
+        "eval_ade20k_imagenet_linear_nyuv2": 6,  # the ablation-only random_feedback / random_masks runs (vision ablation)
+        "eval_ade20k_nyuv2": 19,  # the 19 pareto-only runs (Figure 2 right)
     }
     assert not (workdir / "data" / "raw").exists()
 
@@ -138,10 +161,11 @@ def test_slurm_profile_runs_the_embedded_default_end_to_end(embedded_run: Path) 
     assert ade["examples"] == 150 and 0 < ade["metrics"]["miou"] < 1
     assert len((work / "results/eval/vision_base/final/roxford5k.jsonl").read_text().splitlines()) == 6
     assert "as slurm job" in (work / "results/logs/train/vision_base.log").read_text()
-    for name in ("table1", "table2", "table4"):
+    for name in ("table1", "table2", "table4", "table4_vision"):
         for ext in ("md", "csv", "tex"):
             assert (work / f"results/tables/{name}.{ext}").stat().st_size > 0
-    for name in ("figure2_tokens", "figure3_coverage", "figure3_passk"):
+    assert "tiny ViT · NYUv2 RMSE (m) ↓" in (work / "results/tables/table1.md").read_text()
+    for name in ("figure2_tokens", "figure2_pareto", "figure3_coverage", "figure3_passk"):
         for ext in ("png", "pdf"):
             assert (work / f"results/figures/{name}.{ext}").stat().st_size > 1000
     # Table 3 from the overhead benchmark, which ran the real training step side by side
@@ -174,6 +198,8 @@ def test_embedded_reruns_are_idempotent_and_targeted(embedded_run: Path) -> None
     work = embedded_run
     again = snakemake("-n", "all", cwd=work)
     assert "Nothing to be done" in again.stdout + again.stderr
+    # a language edit reruns no vision job and no vision-only report (counts measured with dry runs
+    # on a finished embedded run: they are the same as before the vision reports)
     every_run = {**EMBEDDED_TRAIN, **EMBEDDED_EVAL, **PROBE_JOBS, **REPORT_JOBS, **BENCH_JOBS, "all": 1}
     cases = [
         (lambda c: c["train"].update(warmup_steps=7), every_run),
@@ -186,9 +212,10 @@ def test_embedded_reruns_are_idempotent_and_targeted(embedded_run: Path) -> None
         (lambda c: c["grid"]["coverage"].update(seeds=[0, 1]), {"train": 2, "eval_gsm8k": 2, "report_figure3_coverage": 1, "all": 1}),
         (lambda c: c["slurm"]["resources"]["default"].update(time_min=5), {}),  # where a job runs is not what it computes
         # a vision designer edit: the 5 runs that learn masks (vpt x 4, random_feedback; not dino, nor
-        # random_masks, which reads only the keep ratio and smoothness) and their evaluations
+        # random_masks, which reads only the keep ratio and smoothness), their evaluations, and the four
+        # reports reading them (Tables 1-2's vision rows, Figure 2 right, the vision ablation)
         (lambda c: c["vision"]["designer"].update(lambda_tv=0.2), {
-            "train_vision": 5, "eval_ade20k_imagenet_linear_nyuv2_roxford5k_rparis6k": 2, "eval_ade20k_nyuv2": 3, "all": 1}),
+            "train_vision": 5, **VISION_DESIGNER_EVALS, "report_table1": 1, "report_table2": 1, **VISION_REPORT_JOBS, "all": 1}),
     ]
     for edit, expected in cases:
         dry = snakemake("-n", "all", "--configfile", edited(work, edit), cwd=work)
@@ -233,9 +260,19 @@ def test_table1_target_builds_only_table1_inputs(workdir: Path, embedded_run: Pa
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert planned_jobs(dry.stdout) == {
         "synth_corpus": 1, "download_corpus": 1, "download_gsm8k": 1, "decontaminate": 1, "tokenizer": 1,
-        "pack_decontaminated": 1, "pretrain_base": 1, "train": 8, "eval_gsm8k": 8, "report_table1": 1}
+        "pack_decontaminated": 1, "pretrain_base": 1, "train": 8, "eval_gsm8k": 8, "report_table1": 1,
+        # the vision rows: the rendered ADE20K / NYUv2 / ImageNet worlds and their downloads, the base ViT (DINO on
+        # the ImageNet world), vision main's 4 runs, and their ADE20K, NYUv2 and ImageNet linear evaluations in
+        # 11 jobs (split by the other reports reading them; counted from this dry run): dino s0, s1 and vpt s0
+        # one job per task, vpt s1 ADE20K (also Table 2's) apart from NYUv2 + ImageNet (Table 1 alone)
+        "synth_ade20k_world": 1, "synth_nyuv2_world": 1, "synth_imagenet_world": 1, "download_ade20k": 1,
+        "download_nyuv2": 1, "download_imagenet": 1, "pretrain_vision_base": 1, "train_vision": 4,
+        "eval_ade20k": 4, "eval_nyuv2": 3, "eval_imagenet_linear": 3, "eval_imagenet_linear_nyuv2": 1}
     planned = set(re.findall(r"results/eval/\S+\.json", dry.stdout))
-    assert len(planned) == 8 and all(e.endswith("final/gsm8k.json") for e in planned), planned
+    language = {e for e in planned if e.startswith("results/eval/base/")}
+    assert len(language) == 8 and all(e.endswith("final/gsm8k.json") for e in language), planned
+    vision = planned - language
+    assert len(vision) == 4 * 3 and {e.rsplit("/", 1)[1] for e in vision} == {"ade20k.json", "nyuv2.json", "imagenet_linear.json"}
     before = (embedded_run / "results/tables/table1.md").read_text()
     for ext in ("md", "csv", "tex"):
         (embedded_run / f"results/tables/table1.{ext}").unlink()
