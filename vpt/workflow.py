@@ -313,8 +313,9 @@ def bench_targets(cfg: Config) -> list[str]:
 
 # Reports (vpt.report.registry): each table / figure with what it reads. A report whose inputs the
 # config does not produce (its groups or benchmark are not configured) is not built.
-def report_evaluations(cfg: Config, name: str) -> list[tuple[str, Run, int | None, str]]:
-    """(group, run, step, task) of every evaluation a report reads (none for a benchmark's report)."""
+def report_evaluations(cfg: Config, name: str) -> list[tuple[str, Run | VisionRun, int | None, str]]:
+    """(group, run, step, task) of every evaluation a report reads (none for a benchmark's report);
+    a vision group's runs (VisionRun) under "vision.<group>", so eval_jobs groups them by reader too."""
     report = REPORT_REGISTRY.get(name)
     return report.evaluations(cfg) if isinstance(report, EvalReport) else []
 
