@@ -22,7 +22,7 @@ from vpt import paths
 from vpt.config import load_config
 from vpt.errors import VptError
 from vpt.report import (METRICS, check_records, pareto_front, pareto_points, plot_pareto, save_figure, select_best_lr, table1,
-                        table2, table4_vision, to_markdown)
+                        table2, table4_vision, to_latex, to_markdown)
 from vpt.report.load import load_records
 from vpt.report.pareto import baseline_point
 from vpt.report.registry import REPORT_REGISTRY, model_label
@@ -132,6 +132,8 @@ def test_table1_vision_rows(tmp_path: Path) -> None:
     assert "lowest NYUv2 RMSE; ties go to the smaller learning rate" in notes and "among 1–2 learning rates" in notes
     assert "NYUv2 RMSE in metres" in t.attrs["caption"] and "Baseline = DINO" in t.attrs["caption"]
     assert "| ViT-B/16 · NYUv2 RMSE (m) ↓ | 0.5700 ± 0.0200 | 0.5200 ± 0.0200 | 2e-5 | 1e-5 | 3 | 3 |" in to_markdown(t)
+    tex = to_latex(t)  # pdfLaTeX without extra packages: arrows and the dot as math
+    assert r"ViT-B/16 $\cdot$ NYUv2 RMSE (m) $\downarrow$ & 0.5700 $\pm$ 0.0200" in tex and not {"↓", "↑", "·"} & set(tex)
 
 
 def test_table1_and_table2_without_vision_records_are_the_language_tables() -> None:
@@ -185,7 +187,7 @@ def test_table4_vision_cells() -> None:
     t = table4_vision(frame(ablation_records() + baseline), VLAYOUT)
     assert list(t.columns) == ["Model", "Method", "ADE20K mIoU (%) ↑", "NYUv2 RMSE (m) ↓"]  # ImageNet: not evaluated by the group
     assert t.to_numpy().tolist() == [
-        ["ViT-B/16", "Baseline (DINO), `main` group", "49.00 ± 1.00", "0.5700 ± 0.0200"],  # = Table 1's cells
+        ["ViT-B/16", "Baseline (DINO), main group", "49.00 ± 1.00", "0.5700 ± 0.0200"],  # = Table 1's cells
         ["ViT-B/16", "Value feedback", "52.00 ± 2.00", "0.4500 ± 0.0000"],  # each column at its own best lr
         ["ViT-B/16", "Random feedback", "48.00 ± 1.00", "0.5600 ± 0.0100"],
         ["ViT-B/16", "Random masks", "45.00 ± 1.41", ""],
@@ -317,7 +319,7 @@ def test_load_records_and_reports_from_vision_evaluation_files(tmp_path: Path) -
     # the ablation's vpt run is main's vpt seed 0 (one run, evaluated once): its row is filled, the others are not
     REPORT_REGISTRY.get("table4_vision").write(cfg)
     md = (tmp_path / "results/tables/table4_vision.md").read_text()
-    assert "| tiny ViT | Baseline (DINO), `main` group | 31.00 ± 1.41 | 1.7500 ± 0.0707 |" in md
+    assert "| tiny ViT | Baseline (DINO), main group | 31.00 ± 1.41 | 1.7500 ± 0.0707 |" in md
     assert "| tiny ViT | Value feedback | 33.00 | 1.6000 |" in md and "| tiny ViT | Random masks |  |  |" in md
     written, _ = REPORT_REGISTRY.get("figure2_pareto").write(cfg)
     check_image_files(written)

@@ -35,6 +35,12 @@ _LATEX_ESCAPES: dict[str, str] = {
     "≥": r"$\geq$",
     "–": "--",
     "—": "---",
+    # the vision rows' headings and labels ("NYUv2 RMSE (m) ↓", "ViT-B/16 · ...", "NYUv2 δ1", "−RMSE")
+    "↑": r"$\uparrow$",
+    "↓": r"$\downarrow$",
+    "·": r"$\cdot$",
+    "δ": r"$\delta$",
+    "−": r"$-$",
 }
 
 

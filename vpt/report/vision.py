@@ -77,7 +77,7 @@ def table1_rows(records: pd.DataFrame, layout: Layout, columns: Mapping[str, str
         return [], [], ""
     picked = pd.concat(sels.values())
     notes.append(f"Vision rows: the learning rate is selected {RULE} among "
-                 f"{count_phrase(picked['n_lrs'], 'learning rate')} of the vision `main` group.")
+                 f"{count_phrase(picked['n_lrs'], 'learning rate')} of the vision main group.")
     caption = (f" Vision rows (<ViT> · <benchmark>): continued DINO self-supervision of the ViT, Baseline = DINO with "
                f"its fixed views, V-Pretraining = learned masks steered by ADE20K and NYUv2 feedback, final checkpoint; "
                f"{UNITS}. Each cell is the {STD_PHRASE} over {count_phrase(picked['n_seeds'], 'seed')} at the learning "
@@ -155,7 +155,7 @@ def table4_vision(records: pd.DataFrame, layout: LayoutLike = None) -> pd.DataFr
         mlabel = layout.model_label(model)
         dino = any((baseline[k]["model"] == model).any() for k in present)
         for method, sels in [*([("dino", baseline)] if dino else []), *((m, ablation) for m in VISION_ABLATION_METHODS)]:
-            label = (f"{layout.method_label('dino')}, `main` group" if method == "dino"
+            label = (f"{layout.method_label('dino')}, main group" if method == "dino"
                      else layout.method_label(method, ablation=True))
             row = {"Model": mlabel, "Method": label}
             chosen = []
@@ -177,7 +177,7 @@ def table4_vision(records: pd.DataFrame, layout: LayoutLike = None) -> pd.DataFr
         "Vision ablation of the task designer's feedback, final checkpoint: learned masks steered by value feedback "
         "(g_down of the ADE20K and NYUv2 evaluators), the same designer trained on a random vector of g_down's norm, "
         "and random smooth masks of the same keep ratio without a designer; the Baseline row is DINO with its fixed "
-        f"views (vision group `main`), shown where evaluated. {UNITS}. Each cell is the {STD_PHRASE} over "
+        f"views (vision group main), shown where evaluated. {UNITS}. Each cell is the {STD_PHRASE} over "
         f"{count_phrase(picked['n_seeds'], 'seed')} at the learning rate selected {RULE.replace('benchmark', 'column')} "
         f"among {count_phrase(picked['n_lrs'], 'learning rate')}."
     )
