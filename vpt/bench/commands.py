@@ -1,6 +1,7 @@
 """`vpt bench memory|precision|gpu`: the scale benchmarks' parsers and handlers (vpt.cli calls
 add_scale_benchmarks). On demand, not in `all`; defaults from the config's bench.<name> section
-(schema defaults when absent), flags override them."""
+(schema defaults when absent), flags override them. Also `vpt bench overhead`'s handler, which
+dispatches to the language benchmark or, with --vision, the vision one."""
 
 from __future__ import annotations
 
@@ -128,3 +129,46 @@ def cmd_bench_gpu(args: argparse.Namespace) -> None:
     s, _ = _settings(args, "gpu", keys)
     result = run_benchmark(s, Path(args.out), args.allow_cpu, args.tiny)
     print(json.dumps({name: {k: part[k] for k in ("status", "elapsed_s")} for name, part in result["parts"].items()}, indent=2))
+
+
+# `vpt bench overhead` (its parser is vpt.cli's): the language benchmark (vpt.commands) or, with
+# --vision, the vision one (vpt.bench.overhead_vision). Flags of the other modality are refused.
+LANGUAGE_ONLY = {"seq_len": "--seq-len", "estimator_repeats": "--estimator-repeats", "plain": "--plain"}
+VISION_ONLY = {"meta_batch_size": "--meta-batch-size", "estimator": "--estimator", "synthetic": "--synthetic-data"}
+
+
+def cmd_bench_overhead_any(args: argparse.Namespace) -> None:
+    from vpt.commands import UsageError
+
+    other = LANGUAGE_ONLY if args.vision else VISION_ONLY
+    given = [flag for key, flag in other.items() if getattr(args, key) not in (None, False)]
+    wrong = {"qwen1.5-0.5b"} if args.vision else {"vit-b"}
+    if args.learner in wrong:
+        given.append(f"--learner {args.learner}")
+    if given:
+        mode = "vision (--vision)" if args.vision else "language (without --vision)"
+        raise UsageError(f"{', '.join(given)}: not an option of the {mode} overhead benchmark; see vpt bench overhead --help")
+    if not args.vision:
+        from vpt.commands import cmd_bench_overhead
+
+        args.out = args.out or "results/bench/overhead.json"
+        return cmd_bench_overhead(args)
+    return cmd_bench_overhead_vision(args)
+
+
+def cmd_bench_overhead_vision(args: argparse.Namespace) -> None:
+    from vpt.bench.overhead_vision import DEFAULT_OUT, resolve_settings, run_benchmark, summary_line
+    from vpt.config import load_config
+    from vpt.io import write_json
+    from vpt.report.render import to_markdown
+    from vpt.report.table3 import table3_vision
+
+    paths = args.config or [DEFAULT_CONFIG]
+    keys = ("learner", "warmup", "window", "repeats", "meta_every", "meta_batch_size", "batch_size", "dtype", "estimator",
+            "synthetic", "device", "threads")
+    section = load_config(paths).get("bench", {}).get("overhead", {}).get("vision", {})
+    s = resolve_settings(section, {k: getattr(args, k) for k in keys})
+    result = run_benchmark({**s, "config": [str(Path(p).resolve()) for p in paths]})
+    write_json(args.out or DEFAULT_OUT, result)  # atomic (vpt.io): a run cut short leaves the old file whole
+    print(to_markdown(table3_vision(result)))
+    print(summary_line(result))
