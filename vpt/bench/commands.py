@@ -34,6 +34,7 @@ def _settings(args: argparse.Namespace, name: str, keys: tuple[str, ...]) -> tup
 
 def add_scale_benchmarks(bench: Any, sub: Sub) -> None:
     """Register memory, precision and gpu under `vpt bench` (`sub` is vpt.cli's subparser helper)."""
+    from vpt.bench.gpu import PARTS
     from vpt.train.methods import LANGUAGE_METHODS
 
     p = sub(bench, "memory", cmd_bench_memory, "peak memory of one training step vs micro-batch, seq_len and global batch",
@@ -82,19 +83,25 @@ def add_scale_benchmarks(bench: Any, sub: Sub) -> None:
     p.add_argument("--threads", type=int)
     p.add_argument("--out", default="results/bench/precision.json")
 
-    p = sub(bench, "gpu", cmd_bench_gpu, "one <= 8-minute GPU session: learner step, Table 3, peak memory, bf16 agreement",
-            "One command for one GPU (H100/H200), at most 8 minutes, one JSON (results/bench/gpu.json):\n"
+    p = sub(bench, "gpu", cmd_bench_gpu, "one <= 10-minute GPU session: learner step, Table 3, memory, bf16 agreement, vision",
+            "One command for one GPU (H100/H200), one JSON (results/bench/gpu.json); the parts' time boxes\n"
+            "(bench.gpu.budget_s) add up to 10 minutes: 7.5 for the language parts, 2.5 for vision:\n"
             "  learner_step  the bf16 ntp step with flash_attention_2 (sdpa when flash_attn is missing; recorded)\n"
             "  table3        Table 3's protocol at the Qwen1.5-0.5B shape (random init, seq 1024, meta_every 8,\n"
             "                global batch 32 through micro-batches): vpt bench overhead's side-by-side runs\n"
             "  memory        peak memory per method at global batch x seq_len (vpt bench memory, one point)\n"
             "  precision     bf16 vs fp32 meta-gradient agreement (vpt bench precision, --precision-rows rows)\n"
-            "Each part is time-boxed (bench.gpu.budget_s) and reports its elapsed seconds; the GPU's name is\n"
-            "recorded. Refuses without CUDA unless --allow-cpu --tiny (the config's learner, tiny batches,\n"
-            "every part on CPU in < 2 minutes: a smoke run). On demand, not in `all`.")
+            "  vision        vpt bench overhead --vision's side-by-side runs, dino vs vpt, at the DINOv3\n"
+            "                ViT-B/16 shape (random init, bf16 autocast, 2 x 224 + 6 x 96 crops, out_dim 8192, the\n"
+            "                paper's U-Net designer, bench.gpu.vision: batch 64, meta_every 4) on synthetic images and pools\n"
+            "                written to a temporary directory (no downloads needed: shapes set the cost)\n"
+            "Each part is time-boxed and reports its elapsed seconds; the GPU's name is recorded; --parts\n"
+            "runs a subset. Refuses without CUDA unless --allow-cpu --tiny (the config's learner, tiny\n"
+            "batches, a 32 px ViT for vision, every part on CPU in < 2 minutes: a smoke run). On demand, not in `all`.")
     _config(p)
     p.add_argument("--allow-cpu", dest="allow_cpu", action="store_true", help="run without CUDA (with --tiny only)")
     p.add_argument("--tiny", action="store_true", help="smoke mode: the config's learner and tiny batches")
+    p.add_argument("--parts", nargs="+", choices=PARTS, metavar="PART", help=f"run only these ({', '.join(PARTS)}; default: all)")
     for flag, help_ in (("global-batch", "rows per optimizer step (default 32)"), ("micro-batch", "rows per forward (default 8)"),
                         ("seq-len", "default 1024"), ("meta-every", "default 8"), ("warmup", "Table 3 warm-up steps (default 3)"),
                         ("window", "Table 3 timed steps (default 16)"), ("repeats", "Table 3 runs per method (default 2)"),
@@ -127,7 +134,7 @@ def cmd_bench_gpu(args: argparse.Namespace) -> None:
 
     keys = ("global_batch", "micro_batch", "seq_len", "meta_every", "warmup", "window", "repeats", "precision_rows", "threads")
     s, _ = _settings(args, "gpu", keys)
-    result = run_benchmark(s, Path(args.out), args.allow_cpu, args.tiny)
+    result = run_benchmark(s, Path(args.out), args.allow_cpu, args.tiny, args.parts)
     print(json.dumps({name: {k: part[k] for k in ("status", "elapsed_s")} for name, part in result["parts"].items()}, indent=2))
 
 
