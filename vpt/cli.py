@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="config: the config's learner (language) or vision.learner (--vision); qwen1.5-0.5b (language) / "
                         "vit-b (--vision): random init in that shape")
     p.add_argument("--warmup", type=int, help="steps excluded before the window (default 5; --vision 2)")
-    p.add_argument("--window", type=int, help="timed steps per run (default 32; --vision 8)")
+    p.add_argument("--window", type=int, help="timed steps per run (default 32)")
     p.add_argument("--repeats", type=int, help="runs per arm, alternating (default 3; --vision 2)")
     p.add_argument("--meta-every", dest="meta_every", type=int, help="value update every N steps (default: the config's)")
     p.add_argument("--seq-len", dest="seq_len", type=int, help="re-cut the packed corpus to rows of this length (language)")
