@@ -84,7 +84,7 @@ def test_gpu_tiny_runs_every_part_on_cpu(config_args: list[str], tmp_path: Path)
     assert r["mode"] == "tiny" and r["attn_implementation"] == "sdpa"
     if not torch.cuda.is_available():
         assert r["machine"]["device"] == "cpu" and r["gpu"] is None
-    assert list(r["parts"]) == ["learner_step", "table3", "memory", "precision"]
+    assert list(r["parts"]) == ["learner_step", "table3", "memory", "precision", "vision"]
     for name, part in r["parts"].items():
         assert part["status"] == "ok", (name, part.get("error"))
         assert 0 < part["elapsed_s"] <= part["budget_s"]
@@ -94,4 +94,21 @@ def test_gpu_tiny_runs_every_part_on_cpu(config_args: list[str], tmp_path: Path)
     assert parts["table3"]["arms"]["vpt"]["value_updates"]["median"] >= 1  # meta_every 2 over a 2-step window
     assert [x["method"] for x in parts["memory"]["rows"]] == ["ntp", "vpt"]
     assert parts["precision"]["autograd_vs_fd_fp32"]["cosine"] > 0.99
+    v = parts["vision"]  # the 32 px smoke ViT on synthetic tables, dino vs vpt side by side
+    assert [(x["arm"], x["repeat"]) for x in v["runs"]] == [("dino", 0), ("vpt", 0)]
+    assert all(x["images_per_s"] > 0 for x in v["runs"]) and v["arms"]["vpt"]["value_updates"]["median"] >= 1
+    assert (v["trainer"]["embed_dim"], v["trainer"]["global_crops"], v["data"]["kind"]) == (32, [2, 32], "synthetic")
+    assert v["ratios"]["images_per_s"]["per_repeat"] == [pytest.approx(v["runs"][1]["images_per_s"] / v["runs"][0]["images_per_s"])]
+    assert set(v["target_met"]) == {"images_per_s", "peak_mem"}
     assert r["elapsed_s"] >= sum(p["elapsed_s"] for p in parts.values())
+
+
+def test_gpu_parts_runs_the_chosen_parts_in_order(config_args: list[str], tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "gpu.json"
+    argv = ["bench", "gpu", *config_args, "--allow-cpu", "--tiny", "--threads", "1", "--out", str(out)]
+    assert main([*argv, "--parts", "precision", "learner_step"]) == 0
+    assert list(json.loads(out.read_text())["parts"]) == ["learner_step", "precision"]
+    with pytest.raises(SystemExit):
+        main([*argv, "--parts", "vison"])
+    assert "invalid choice: 'vison' (choose from 'learner_step', 'table3', 'memory', 'precision', 'vision')" in capsys.readouterr().err

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from vpt.commands import (DEFAULT_CONFIG, cmd_bench_decontaminate, cmd_bench_overhead, cmd_bench_trainer, cmd_config_show,
+from vpt.commands import (DEFAULT_CONFIG, cmd_bench_decontaminate, cmd_bench_trainer, cmd_config_show,
                           cmd_config_validate, cmd_decontaminate, cmd_download, cmd_dvc_push, cmd_env, cmd_eval, cmd_launch, cmd_pack,
                           cmd_probe, cmd_report, cmd_synth, cmd_tokenizer, cmd_train)
 from vpt.errors import VptError
@@ -233,7 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="results/bench/decontaminate.json")
-    p = _sub(bench, "overhead", cmd_bench_overhead, "Table 3: V-Pretraining vs next-token prediction, tokens/s, step time, memory",
+    from vpt.bench.commands import cmd_bench_overhead_any  # language or --vision
+
+    p = _sub(bench, "overhead", cmd_bench_overhead_any,
+             "Table 3: V-Pretraining vs its baseline (ntp; --vision: dino), throughput, step time, memory",
              "The paper's overhead protocol (appendix A.5), side by side in one invocation.\n"
              "ntp and vpt run the real training step on the same learner, batches and settings, each\n"
              "in a fresh process, alternating ntp vpt vpt ntp ... over --repeats. Per run: --warmup steps\n"
@@ -243,22 +246,41 @@ def build_parser() -> argparse.ArgumentParser:
              "Ratios vpt/ntp are taken within each repeat; the JSON reports median, min and max.\n"
              "Then autograd vs finite_difference meta-gradients on one batch: cost ratio and agreement.\n"
              "Defaults come from the config's bench.overhead section; flags override them.\n"
-             "GPU setting of the issue: --learner qwen1.5-0.5b --seq-len 1024 --dtype bfloat16 --meta-every 8")
+             "GPU setting of the issue: --learner qwen1.5-0.5b --seq-len 1024 --dtype bfloat16 --meta-every 8\n\n"
+             "--vision: the same protocol for the vision methods, dino vs vpt on the vision trainer\n"
+             "(vision.train, vision.designer, vision.feedback): images/s, step time, peak memory, the value\n"
+             "update's fraction and its parts (feedback gradient, estimate, meta-SSL batch), the designer's\n"
+             "mask fraction and the multi-crop fraction; ratios vpt/dino with targets images/s >= 0.85 and\n"
+             "peak memory <= 1.10. Learners: config (vision.learner; vision_base without its final/: a random\n"
+             "init of its architecture, said in the JSON) or vit-b (DINOv3 ViT-B/16 shape, random init, crops\n"
+             "2 x 224 + 6 x 96, out_dim 8192, the paper's U-Net designer). --synthetic-data: random images\n"
+             "and pools of the same shapes instead of the downloads (without them the run is refused).\n"
+             "Defaults from bench.overhead.vision; writes results/bench/overhead_vision.json\n"
+             "and prints Table 3's layout (images/s). GPU: --vision --learner vit-b --synthetic-data\n"
+             "--dtype bfloat16 --batch-size 64 --meta-batch-size 64 --meta-every 4")
     _add_config(p)
-    p.add_argument("--learner", choices=["config", "qwen1.5-0.5b"],
-                   help="config: the config's learner on its packed corpus; qwen1.5-0.5b: random init in that shape")
-    p.add_argument("--warmup", type=int, help="steps excluded before the window (default 5)")
+    p.add_argument("--vision", action="store_true", help="the vision methods: dino vs vpt (see above)")
+    p.add_argument("--learner", choices=["config", "qwen1.5-0.5b", "vit-b"],
+                   help="config: the config's learner (language) or vision.learner (--vision); qwen1.5-0.5b (language) / "
+                        "vit-b (--vision): random init in that shape")
+    p.add_argument("--warmup", type=int, help="steps excluded before the window (default 5; --vision 2)")
     p.add_argument("--window", type=int, help="timed steps per run (default 32)")
-    p.add_argument("--repeats", type=int, help="runs per arm, alternating (default 3)")
+    p.add_argument("--repeats", type=int, help="runs per arm, alternating (default 3; --vision 2)")
     p.add_argument("--meta-every", dest="meta_every", type=int, help="value update every N steps (default: the config's)")
-    p.add_argument("--seq-len", dest="seq_len", type=int, help="re-cut the packed corpus to rows of this length")
+    p.add_argument("--seq-len", dest="seq_len", type=int, help="re-cut the packed corpus to rows of this length (language)")
     p.add_argument("--batch-size", dest="batch_size", type=int)
+    p.add_argument("--meta-batch-size", dest="meta_batch_size", type=int, help="--vision: images of the meta-SSL batch")
+    p.add_argument("--estimator", choices=["autograd", "jvp", "finite_difference"], help="--vision: the meta-gradient estimator")
+    p.add_argument("--synthetic-data", dest="synthetic", action="store_true", default=None,
+                   help="--vision: random images and feedback pools in a temporary directory instead of the downloads")
     p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"])
     p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
-    p.add_argument("--estimator-repeats", dest="estimator_repeats", type=int, help="timed rounds of the estimator comparison (default 5)")
-    p.add_argument("--plain", action="store_true", help="turn the value fast paths off (fused difference, scope boundary, scope-only feedback graph)")
-    p.add_argument("--out", default="results/bench/overhead.json")
+    p.add_argument("--estimator-repeats", dest="estimator_repeats", type=int,
+                   help="timed rounds of the estimator comparison (default 5; language)")
+    p.add_argument("--plain", action="store_true",
+                   help="turn the value fast paths off (fused difference, scope boundary, scope-only feedback graph; language)")
+    p.add_argument("--out", help="default: results/bench/overhead.json (--vision: results/bench/overhead_vision.json)")
 
     p = _sub(bench, "trainer", cmd_bench_trainer, "tokens/s of our ntp loop against transformers.Trainer, side by side",
              "Train the config's default ntp run (learner, batch, lr, AdamW betas and weight decay,\n"

@@ -1,6 +1,7 @@
 """`vpt bench memory|precision|gpu`: the scale benchmarks' parsers and handlers (vpt.cli calls
 add_scale_benchmarks). On demand, not in `all`; defaults from the config's bench.<name> section
-(schema defaults when absent), flags override them."""
+(schema defaults when absent), flags override them. Also `vpt bench overhead`'s handler, which
+dispatches to the language benchmark or, with --vision, the vision one."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ def _settings(args: argparse.Namespace, name: str, keys: tuple[str, ...]) -> tup
 
 def add_scale_benchmarks(bench: Any, sub: Sub) -> None:
     """Register memory, precision and gpu under `vpt bench` (`sub` is vpt.cli's subparser helper)."""
+    from vpt.bench.gpu import PARTS
     from vpt.train.methods import LANGUAGE_METHODS
 
     p = sub(bench, "memory", cmd_bench_memory, "peak memory of one training step vs micro-batch, seq_len and global batch",
@@ -81,19 +83,25 @@ def add_scale_benchmarks(bench: Any, sub: Sub) -> None:
     p.add_argument("--threads", type=int)
     p.add_argument("--out", default="results/bench/precision.json")
 
-    p = sub(bench, "gpu", cmd_bench_gpu, "one <= 8-minute GPU session: learner step, Table 3, peak memory, bf16 agreement",
-            "One command for one GPU (H100/H200), at most 8 minutes, one JSON (results/bench/gpu.json):\n"
+    p = sub(bench, "gpu", cmd_bench_gpu, "one <= 10-minute GPU session: learner step, Table 3, memory, bf16 agreement, vision",
+            "One command for one GPU (H100/H200), one JSON (results/bench/gpu.json); the parts' time boxes\n"
+            "(bench.gpu.budget_s) add up to 10 minutes: 7.5 for the language parts, 2.5 for vision:\n"
             "  learner_step  the bf16 ntp step with flash_attention_2 (sdpa when flash_attn is missing; recorded)\n"
             "  table3        Table 3's protocol at the Qwen1.5-0.5B shape (random init, seq 1024, meta_every 8,\n"
             "                global batch 32 through micro-batches): vpt bench overhead's side-by-side runs\n"
             "  memory        peak memory per method at global batch x seq_len (vpt bench memory, one point)\n"
             "  precision     bf16 vs fp32 meta-gradient agreement (vpt bench precision, --precision-rows rows)\n"
-            "Each part is time-boxed (bench.gpu.budget_s) and reports its elapsed seconds; the GPU's name is\n"
-            "recorded. Refuses without CUDA unless --allow-cpu --tiny (the config's learner, tiny batches,\n"
-            "every part on CPU in < 2 minutes: a smoke run). On demand, not in `all`.")
+            "  vision        vpt bench overhead --vision's side-by-side runs, dino vs vpt, at the DINOv3\n"
+            "                ViT-B/16 shape (random init, bf16 autocast, 2 x 224 + 6 x 96 crops, out_dim 8192, the\n"
+            "                paper's U-Net designer, bench.gpu.vision: batch 64, meta_every 4) on synthetic images and pools\n"
+            "                written to a temporary directory (no downloads needed: shapes set the cost)\n"
+            "Each part is time-boxed and reports its elapsed seconds; the GPU's name is recorded; --parts\n"
+            "runs a subset. Refuses without CUDA unless --allow-cpu --tiny (the config's learner, tiny\n"
+            "batches, a 32 px ViT for vision, every part on CPU in < 2 minutes: a smoke run). On demand, not in `all`.")
     _config(p)
     p.add_argument("--allow-cpu", dest="allow_cpu", action="store_true", help="run without CUDA (with --tiny only)")
     p.add_argument("--tiny", action="store_true", help="smoke mode: the config's learner and tiny batches")
+    p.add_argument("--parts", nargs="+", choices=PARTS, metavar="PART", help=f"run only these ({', '.join(PARTS)}; default: all)")
     for flag, help_ in (("global-batch", "rows per optimizer step (default 32)"), ("micro-batch", "rows per forward (default 8)"),
                         ("seq-len", "default 1024"), ("meta-every", "default 8"), ("warmup", "Table 3 warm-up steps (default 3)"),
                         ("window", "Table 3 timed steps (default 16)"), ("repeats", "Table 3 runs per method (default 2)"),
@@ -126,5 +134,48 @@ def cmd_bench_gpu(args: argparse.Namespace) -> None:
 
     keys = ("global_batch", "micro_batch", "seq_len", "meta_every", "warmup", "window", "repeats", "precision_rows", "threads")
     s, _ = _settings(args, "gpu", keys)
-    result = run_benchmark(s, Path(args.out), args.allow_cpu, args.tiny)
+    result = run_benchmark(s, Path(args.out), args.allow_cpu, args.tiny, args.parts)
     print(json.dumps({name: {k: part[k] for k in ("status", "elapsed_s")} for name, part in result["parts"].items()}, indent=2))
+
+
+# `vpt bench overhead` (its parser is vpt.cli's): the language benchmark (vpt.commands) or, with
+# --vision, the vision one (vpt.bench.overhead_vision). Flags of the other modality are refused.
+LANGUAGE_ONLY = {"seq_len": "--seq-len", "estimator_repeats": "--estimator-repeats", "plain": "--plain"}
+VISION_ONLY = {"meta_batch_size": "--meta-batch-size", "estimator": "--estimator", "synthetic": "--synthetic-data"}
+
+
+def cmd_bench_overhead_any(args: argparse.Namespace) -> None:
+    from vpt.commands import UsageError
+
+    other = LANGUAGE_ONLY if args.vision else VISION_ONLY
+    given = [flag for key, flag in other.items() if getattr(args, key) not in (None, False)]
+    wrong = {"qwen1.5-0.5b"} if args.vision else {"vit-b"}
+    if args.learner in wrong:
+        given.append(f"--learner {args.learner}")
+    if given:
+        mode = "vision (--vision)" if args.vision else "language (without --vision)"
+        raise UsageError(f"{', '.join(given)}: not an option of the {mode} overhead benchmark; see vpt bench overhead --help")
+    if not args.vision:
+        from vpt.commands import cmd_bench_overhead
+
+        args.out = args.out or "results/bench/overhead.json"
+        return cmd_bench_overhead(args)
+    return cmd_bench_overhead_vision(args)
+
+
+def cmd_bench_overhead_vision(args: argparse.Namespace) -> None:
+    from vpt.bench.overhead_vision import DEFAULT_OUT, resolve_settings, run_benchmark, summary_line
+    from vpt.config import load_config
+    from vpt.io import write_json
+    from vpt.report.render import to_markdown
+    from vpt.report.table3 import table3_vision
+
+    paths = args.config or [DEFAULT_CONFIG]
+    keys = ("learner", "warmup", "window", "repeats", "meta_every", "meta_batch_size", "batch_size", "dtype", "estimator",
+            "synthetic", "device", "threads")
+    section = load_config(paths).get("bench", {}).get("overhead", {}).get("vision", {})
+    s = resolve_settings(section, {k: getattr(args, k) for k in keys})
+    result = run_benchmark({**s, "config": [str(Path(p).resolve()) for p in paths]})
+    write_json(args.out or DEFAULT_OUT, result)  # atomic (vpt.io): a run cut short leaves the old file whole
+    print(to_markdown(table3_vision(result)))
+    print(summary_line(result))

@@ -5,6 +5,12 @@ Learners: `config` (the config's learner, e.g. the embedded base model, on the p
 `qwen1.5-0.5b` (random init in Qwen1.5-0.5B's shape; the packed corpus re-cut to seq_len rows).
 vpt bench overhead, memory, precision and gpu all build their runs here, so a run of one
 benchmark and the same settings in another are the same run.
+
+Vision learners (build_vision_trainer): `config` (vision.learner as configured; the embedded
+vision_base falls back to a random init of vision.base_model.architecture when its final/ is
+absent) or `vit-b` (timm vit_base_patch16_dinov3 at its default architecture, random init, with
+the paper's crops 2 x 224 + 6 x 96, out_dim 8192 and feedback pools at 224). `tiny` (a 32 px ViT)
+is the GPU check's CPU smoke shape.
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from vpt.errors import VptError
 
 # Qwen1.5-0.5B's config.json (hub: Qwen/Qwen1.5-0.5B), weights left random.
 QWEN15_05B = {"model_type": "qwen2", "vocab_size": 151936, "hidden_size": 1024, "intermediate_size": 2816,
@@ -58,6 +66,92 @@ def default_seq_len(s: dict[str, Any]) -> int | None:
     """The row length a run of these settings trains on: s["seq_len"], else 1024 for a model shape,
     else None (the packed corpus as it is: pack.seq_len)."""
     return s.get("seq_len") or (SHAPE_SEQ_LEN if LEARNERS[s["learner"]] is not None else None)
+
+
+# Shapes of the vision shape learners: the backbone spec (random init: no weights), the vision.ssl
+# keys that set the crops' and heads' cost, the designer (the paper's U-Net beside a ViT-B: base
+# channels 16, depth 3; the config's own designer is sized for its learner) and the feedback pools'
+# resolution.
+VIT_B = {"backbone": {"timm": "vit_base_patch16_dinov3", "architecture": {}},
+         "ssl": {"out_dim": 8192, "hidden_dim": 2048, "bottleneck_dim": 256, "global_crops": 2, "local_crops": 6,
+                 "global_size": 224, "local_size": 96},
+         "designer": {"kind": "unet", "unet": {"base_channels": 16, "depth": 3}},
+         "feedback_resolution": 224}
+TINY_VIT = {"backbone": {"timm": "vit_base_patch16_dinov3",
+                         "architecture": {"embed_dim": 32, "depth": 2, "num_heads": 2, "patch_size": 8, "img_size": 32}},
+            "ssl": {"out_dim": 64, "hidden_dim": 32, "bottleneck_dim": 16, "global_crops": 2, "local_crops": 2,
+                    "global_size": 32, "local_size": 16},
+            "designer": {"kind": "unet", "unet": {"base_channels": 4, "depth": 2}},
+            "feedback_resolution": 32}
+VISION_LEARNERS = ("config", "vit-b")  # the schema's bench.overhead.vision.learner enum
+VISION_SHAPES = {"vit-b": VIT_B, "tiny": TINY_VIT}  # tiny: the GPU check's CPU smoke shape only
+VISION_TRAIN_KEYS = ("batch_size", "dtype", "micro_batch_size")
+VISION_VALUE_KEYS = ("meta_every", "meta_batch_size", "estimator")  # vision.train.value keys a benchmark may set
+RANDOM_INIT = "random init"
+
+
+def vision_config(s: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the config a vision benchmark run trains on, with the shape learner and the synthetic data
+    dir of `s` applied; what its learner is: backbone spec, weights (a path or RANDOM_INIT), note)."""
+    from vpt import paths
+    from vpt.config import load_config
+
+    cfg = load_config(s["config"])
+    if "vision" not in cfg:
+        raise VptError(f"the vision benchmark needs a `vision` section in the config ({', '.join(map(str, s['config']))})")
+    if s.get("data_dir"):
+        cfg["data_dir"] = str(s["data_dir"])
+    v = cfg["vision"]
+    v["ssl"].update(head_warmup_steps=0, freeze_last_layer_steps=0)  # the steady state: every weight trains
+    learner = s.get("learner") or "config"
+    if learner in VISION_SHAPES:
+        shape = VISION_SHAPES[learner]
+        v["models"] = {**v.get("models", {}), f"bench-{learner}": shape["backbone"]}
+        v["learner"] = f"bench-{learner}"
+        v["ssl"].update(shape["ssl"])
+        v["designer"] = {**v["designer"], **shape["designer"]}
+        v["feedback"]["resolution"] = shape["feedback_resolution"]
+        return cfg, {"learner": learner, "backbone": shape["backbone"], "weights": RANDOM_INIT, "note": "the shape only"}
+    if learner != "config":
+        raise VptError(f"vision benchmark learner {learner!r}; choose one of: {', '.join([*VISION_LEARNERS, *VISION_SHAPES])}")
+    if v["learner"] != paths.VISION_BASE:
+        spec = v["models"][v["learner"]]
+        return cfg, {"learner": v["learner"], "backbone": spec, "weights": spec.get("file") or spec.get("hub_id") or RANDOM_INIT,
+                     "note": "vision.learner (vision.models)"}
+    base = {"timm": v["base_model"]["timm"], "architecture": v["base_model"]["architecture"]}
+    final = paths.final_dir(paths.vision_base_run_dir(cfg))
+    if Path(final, "model.safetensors").exists():
+        return cfg, {"learner": paths.VISION_BASE, "backbone": base, "weights": str(final), "note": "vision.learner"}
+    return cfg, {"learner": paths.VISION_BASE, "backbone": base, "weights": RANDOM_INIT,
+                 "note": f"{final} absent: a random init of vision.base_model.architecture stands in (same shape)"}
+
+
+def build_vision_trainer(arm: str, s: dict[str, Any], run_dir: str) -> Any:
+    """The real vpt.train.loop.Trainer of vision method `arm` (dino, vpt, ...) on the config's vision
+    run, with the benchmark's settings `s` (config paths, learner, data_dir, warmup + window,
+    meta_every, meta_batch_size, estimator, VISION_TRAIN_KEYS); no checkpoints, logs or pictures
+    inside the window."""
+    import torch
+
+    from vpt.vision.setup import vision_run_setup
+    from vpt.vision.task import vision_trainer
+
+    cfg, learner = vision_config(s)
+    tcfg, spec = vision_run_setup(cfg, arm, run_dir)
+    if learner["weights"] == RANDOM_INIT:
+        spec.init = None  # vision_base's final/ is absent (or a shape learner): the architecture, untrained
+    # one schedule step more than is run: the end-of-run mask pictures (at the last step) never happen
+    tcfg.steps = (s["steps"] if s.get("steps") else s["warmup"] + s["window"]) + 1
+    tcfg.checkpoint_every, tcfg.log_every, tcfg.snapshot_steps, tcfg.tensorboard = 10**9, 10**9, [], False
+    for key in VISION_TRAIN_KEYS:
+        if s.get(key) is not None:
+            setattr(tcfg, key, s[key])
+    for key in VISION_VALUE_KEYS:
+        if s.get(key) is not None:
+            setattr(tcfg.value, key, s[key])
+    tcfg.value.burn_in = 0
+    torch.manual_seed(0)
+    return vision_trainer(tcfg, spec, device=s.get("device"))
 
 
 def build_trainer(arm: str, s: dict[str, Any], run_dir: str) -> Any:

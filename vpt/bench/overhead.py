@@ -35,15 +35,44 @@ TARGETS = {"tokens_per_s": 0.95, "peak_mem": 1.05, "fd_over_autograd": 0.5}
 
 
 def resolve_settings(section: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    """Defaults (the schema's bench.overhead) <- the config's section <- command-line overrides (None: not given)."""
-    return bench_settings("overhead", section, overrides)
+    """Defaults (the schema's bench.overhead) <- the config's section <- command-line overrides (None: not
+    given); the section's `vision` entry is the vision benchmark's (vpt.bench.overhead_vision), not these runs'."""
+    return bench_settings("overhead", {k: v for k, v in section.items() if k != "vision"}, overrides)
+
+
+def timed_window(t: Any, warmup: int, window: int, rss_libraries: int) -> dict[str, Any]:
+    """Trainer `t`: `warmup` steps, then `window` steps timed with synchronization at both ends,
+    peak memory reset at the window start and the phases (t.timer) of the window alone."""
+    import torch
+
+    from vpt.train.timing import PhaseTimer
+
+    cuda = t.device.type == "cuda"
+    for _ in range(warmup):
+        t.train_step()
+    t.timer = PhaseTimer(t.device)
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    reset_peak_rss()
+    t0 = time.perf_counter()
+    rows = [t.train_step() for _ in range(window)]
+    if cuda:
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    return {
+        "rows": rows, "window_s": dt, "phases": t.timer.totals(), "counts": dict(t.timer.counts),
+        "peak_mem": float(torch.cuda.max_memory_allocated() if cuda else peak_rss_bytes()),
+        "peak_reserved": float(torch.cuda.max_memory_reserved()) if cuda else float("nan"),
+        # CPU: the peak above the process's RSS once the libraries are imported, i.e. what the run
+        # itself holds (model, optimizer, data, designer, feedback set, activations)
+        "peak_mem_run": float(torch.cuda.max_memory_allocated() if cuda else peak_rss_bytes() - rss_libraries),
+    }
 
 
 def measure(arm: str, s: dict[str, Any]) -> dict[str, float]:
     """One arm: warm-up, then the timed window (runs in its own process)."""
     import torch
-
-    from vpt.train.timing import PhaseTimer
 
     torch.set_num_threads(s["threads"])
     import transformers  # noqa: F401  (libraries in memory before the run's own state)
@@ -51,34 +80,18 @@ def measure(arm: str, s: dict[str, Any]) -> dict[str, float]:
     rss_libraries = current_rss_bytes()
     with tempfile.TemporaryDirectory(prefix="vpt-bench-") as run_dir:
         t = build_trainer(arm, s, run_dir)
-        cuda = t.device.type == "cuda"
-        for _ in range(s["warmup"]):
-            t.train_step()
-        t.timer = PhaseTimer(t.device)
-        if cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        reset_peak_rss()
-        t0 = time.perf_counter()
-        rows = [t.train_step() for _ in range(s["window"])]
-        if cuda:
-            torch.cuda.synchronize()
-        dt = time.perf_counter() - t0
-        phases = t.timer.totals()
+        w = timed_window(t, s["warmup"], s["window"], rss_libraries)
+        dt, phases = w["window_s"], w["phases"]
         tokens = s["window"] * t.task.units_per_batch
         return {
             "tokens_per_s": tokens / dt, "step_s": dt / s["window"], "window_s": dt,
-            "peak_mem": float(torch.cuda.max_memory_allocated() if cuda else peak_rss_bytes()),
-            "peak_reserved": float(torch.cuda.max_memory_reserved()) if cuda else float("nan"),
-            # CPU: the peak above the process's RSS once torch and transformers are imported, i.e.
-            # what the run itself holds (model, optimizer, data, designer, feedback set, activations)
-            "peak_mem_run": float(torch.cuda.max_memory_allocated() if cuda else peak_rss_bytes() - rss_libraries),
+            **{k: w[k] for k in ("peak_mem", "peak_reserved", "peak_mem_run")},
             "value_update_frac": phases.get("value_update", 0.0) / dt,
             "soft_targets_frac": phases.get("soft_targets", 0.0) / dt,
             "feedback_grad_frac": phases.get("value_update/feedback_grad", 0.0) / dt,
             "estimate_frac": phases.get("value_update/estimate", 0.0) / dt,
-            "value_updates": float(t.timer.counts.get("value_update", 0)),
-            "tokens_per_step": float(t.task.units_per_batch), "final_loss": rows[-1]["loss"],
+            "value_updates": float(w["counts"].get("value_update", 0)),
+            "tokens_per_step": float(t.task.units_per_batch), "final_loss": w["rows"][-1]["loss"],
         }
 
 
