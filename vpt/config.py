@@ -174,7 +174,7 @@ def _check_references(cfg: Mapping[str, Any]) -> list[str]:
         ref(key, dataset, split)
     problems += check_grid(cfg)
     if "vision" in cfg:
-        from vpt.vision.grid import check_vision_grid
+        from vpt.vision.grid_refs import check_vision_grid
 
         problems += check_vision_grid(cfg)
     if dc["lsh_threshold"] > dc["threshold"]:

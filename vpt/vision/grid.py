@@ -22,10 +22,10 @@ from typing import Any
 from vpt import paths
 from vpt.errors import VptError
 from vpt.train.methods import METHOD_REGISTRY, VISION_METHODS
+from vpt.vision.grid_refs import DEFAULT_DESIGNER, check_vision_grid, designer_variants, vision_groups, vision_learners  # noqa: F401
 
 Config = dict[str, Any]
 
-DEFAULT_DESIGNER = "default"  # vision.designer as configured; any other name is a key of vision.designers
 _NUM = r"[0-9.e+-]+"
 # A Snakemake wildcard constraint. It matches no language run id: those of the shared methods
 # (vpt, random_feedback) always carry _fb<n>_<corpus>, and a designer name has no underscore.
@@ -120,10 +120,6 @@ def vision_group_runs(cfg: Config, name: str) -> list[VisionRun]:
                    for seed in s["seeds"] for w in s["weightings"] for d in s["designers"]})
 
 
-def vision_groups(cfg: Config) -> list[str]:
-    return list(cfg.get("vision", {}).get("grid", {}))
-
-
 def vision_runs(cfg: Config) -> list[VisionRun]:
     return sorted({r for g in vision_groups(cfg) for r in vision_group_runs(cfg, g)})
 
@@ -139,16 +135,6 @@ def vision_evaluations(cfg: Config) -> list[tuple[VisionRun, None, str]]:
     return sorted(out, key=lambda e: (e[0].id, e[2]))
 
 
-def vision_learners(cfg: Config) -> list[str]:
-    """What a vision run's model may be: vision_base (with a base_model section) or a key of vision.models."""
-    v = cfg.get("vision") or {}
-    return ([paths.VISION_BASE] if "base_model" in v else []) + list(v.get("models", {}))
-
-
-def designer_variants(cfg: Config) -> list[str]:
-    return [DEFAULT_DESIGNER, *(cfg.get("vision") or {}).get("designers", {})]
-
-
 def parse_vision_run(cfg: Config, run_id: str) -> VisionRun:
     """The run a vision run id names, checked against the config."""
     run = VisionRun.parse(run_id)
@@ -156,21 +142,6 @@ def parse_vision_run(cfg: Config, run_id: str) -> VisionRun:
         if value not in choices:
             raise VptError(f"vision run {run_id!r}: {what} {value!r} is not in the config; choose one of: {', '.join(choices)}")
     return run
-
-
-def check_vision_grid(cfg: Config) -> list[str]:
-    """Cross-references of vision.grid the schema cannot express (used by vpt.config)."""
-    problems: list[str] = []
-    learners, designers = vision_learners(cfg), designer_variants(cfg)
-    for name in vision_groups(cfg):
-        g, key = cfg["vision"]["grid"][name], f"key 'vision.grid.{name}"
-        problems += [f"{key}.models': {m!r} is not a vision learner; choose one of: {', '.join(learners)}"
-                     for m in g.get("models") or [cfg["vision"]["learner"]] if m not in learners]
-        problems += [f"{key}.designers': {d!r} is not in vision.designers; choose one of: {', '.join(designers)}"
-                     for d in g.get("designers") or [] if d not in designers]
-        problems += [f"{key}.weightings': {list(w)} weighs both evaluators 0 (g_down would be empty)"
-                     for w in g.get("weightings") or [] if not any(w)]
-    return problems
 
 
 def default_vision_run(cfg: Config, method: str) -> VisionRun:
