@@ -161,6 +161,27 @@ def test_inline_runs_in_this_process_and_returns_the_exit_code(cfg: dict, capsys
     assert main(["launch", "--kind", "data", "--config", str(EMBEDDED), "--", "data", "download", "nope", "--config", str(EMBEDDED)]) == 2
 
 
+def test_the_entry_point_exits_fast_only_as_its_own_process() -> None:
+    """`python -m vpt` skips the interpreter's teardown (vpt/__main__.py) but keeps its exit code
+    and flushed output; under runpy in another process (the inline backend above, this test) it
+    raises SystemExit instead of ending that process."""
+    import runpy
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "vpt", "data", "download", "nope", "--config", str(EMBEDDED)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "no dataset 'nope'" in res.stderr
+    saved = sys.argv
+    sys.argv = ["vpt", "config", "validate", "--config", str(EMBEDDED)]
+    try:
+        with pytest.raises(SystemExit) as e:
+            runpy.run_module("vpt", run_name="__main__")
+    finally:
+        sys.argv = saved
+    assert e.value.code == 0  # and this process is still here to see it
+
+
 def test_local_backend_streams_the_job_output(cfg: dict, capsys: pytest.CaptureFixture[str]) -> None:
     assert L.launch(["config", "validate", "--config", str(EMBEDDED)], cfg, "data", None, "check config", backend="local") == 0
     out = capsys.readouterr().out

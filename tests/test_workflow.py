@@ -133,9 +133,9 @@ def test_slurm_profile_runs_the_embedded_default_end_to_end(embedded_run: Path) 
     runs = sorted(p.parent.parent.relative_to(work / "results/runs") for p in (work / "results/runs/base").glob("*/*/final/state.json"))
     assert len(runs) == 13
     for run_id in runs:
-        state = json.loads((work / "results/runs/base" / run_id / "final/state.json").read_text())
+        state = json.loads((work / "results/runs" / run_id / "final/state.json").read_text())
         assert state["finished"] and state["step"] == 60, run_id
-        assert len((work / "results/runs/base" / run_id / "metrics.jsonl").read_text().splitlines()) == 60
+        assert len((work / "results/runs" / run_id / "metrics.jsonl").read_text().splitlines()) == 60
     snap = work / "results/runs/base/vpt/lr0.0003_s0_fb1024_decontaminated/snapshots"
     assert sorted(p.name for p in snap.iterdir()) == ["step_0000020", "step_0000040"]
     probe = json.loads((work / "results/probe/vpt.json").read_text())
