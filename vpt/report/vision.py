@@ -87,12 +87,16 @@ def table1_rows(records: pd.DataFrame, layout: Layout, columns: Mapping[str, str
 
 def add_table1_rows(t: pd.DataFrame, records: pd.DataFrame, layout: LayoutLike, columns: Mapping[str, str]) -> pd.DataFrame:
     """Table 1 with its vision rows after the language ones (`t` itself when there are none)."""
-    layout = as_layout(layout)
-    rows, notes, caption = table1_rows(records, layout, columns)
+    return _appended(t, *table1_rows(records, as_layout(layout), columns),
+                     "Performance on the downstream training tasks under matched learner update budgets.")
+
+
+def _appended(t: pd.DataFrame, rows: Rows, notes: list[str], caption: str, lead_alone: str) -> pd.DataFrame:
+    """`t` with the vision `rows` after its own, their caption and notes after its (`t` itself
+    when there are none; `lead_alone` opens the caption of a table with no language rows)."""
     if not rows:
         return t
-    lead = str(t.attrs["caption"]) if len(t) else ("Performance on the downstream training tasks under matched "
-                                                   "learner update budgets.")
+    lead = str(t.attrs["caption"]) if len(t) else lead_alone
     return display_frame([*t.to_dict("records"), *rows], list(t.columns),
                          **{**t.attrs, "caption": lead + caption, "notes": [*t.attrs.get("notes", []), *notes]})
 
@@ -130,13 +134,8 @@ def table2_rows(records: pd.DataFrame, layout: Layout, columns: Mapping[str, str
 
 
 def add_table2_rows(t: pd.DataFrame, records: pd.DataFrame, layout: LayoutLike, columns: Mapping[str, str]) -> pd.DataFrame:
-    layout = as_layout(layout)
-    rows, notes, caption = table2_rows(records, layout, columns)
-    if not rows:
-        return t
-    lead = str(t.attrs["caption"]) if len(t) else "Evaluation on tasks not used for feedback, final checkpoint."
-    return display_frame([*t.to_dict("records"), *rows], list(t.columns),
-                         **{**t.attrs, "caption": lead + caption, "notes": [*t.attrs.get("notes", []), *notes]})
+    return _appended(t, *table2_rows(records, as_layout(layout), columns),
+                     "Evaluation on tasks not used for feedback, final checkpoint.")
 
 
 def table4_vision(records: pd.DataFrame, layout: LayoutLike = None) -> pd.DataFrame:
