@@ -11,6 +11,9 @@ from fractions import Fraction
 
 NUMBER = re.compile(r"-?[$]?\d[\d,]*(?:\.\d+)?")
 
+# GSM8K's calculator annotations, <<48/2=24>>: stripped from demonstrations and feedback answers
+CALCULATOR = re.compile(r"<<[^>]*>>")
+
 
 def normalize_number(text: str) -> str:
     """'#### $1,234.50.' -> '1234.5'; '18.0' -> '18'. Non-numbers are returned stripped."""

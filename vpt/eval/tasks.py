@@ -7,8 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from vpt.eval.answers import extract_omega, gsm8k_correct, omega_correct, pass_at_k
-from vpt.language.data import CALCULATOR
+from vpt.eval.answers import CALCULATOR, extract_omega, gsm8k_correct, omega_correct, pass_at_k
 
 OMEGA_PROMPT = (
     "Solve the following problem step by step. Output only the final answer in a LaTeX box, "

@@ -12,8 +12,8 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from vpt.data.pack import IGNORE, encode_document, open_packed
+from vpt.eval.answers import CALCULATOR
 
-CALCULATOR = re.compile(r"<<[^>]*>>")
 
 
 class PackedBatches:

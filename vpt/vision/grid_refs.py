@@ -10,6 +10,11 @@ from vpt import paths
 
 Config = dict[str, Any]
 
+# The vision.designer keys random masks read (the rest configure the learned designer): a run's
+# stamp holds exactly these for random_masks (vpt.vision.targets). Here, not in vpt.vision.views,
+# so that the Snakefile's target code never imports torch.
+RANDOM_MASK_KEYS = ("apply_to", "keep_ratio", "random", "pictures")
+
 DEFAULT_DESIGNER = "default"  # vision.designer as configured; any other name is a key of vision.designers
 
 

@@ -4,6 +4,7 @@ DINO pretraining from scratch (the base), and continued SSL with every vision me
 from __future__ import annotations
 
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 from vpt import paths
@@ -11,9 +12,25 @@ from vpt.config import deep_update, section_defaults
 from vpt.errors import VptError
 from vpt.train.config import TrainConfig
 from vpt.train.methods import METHOD_REGISTRY, VISION_METHODS
-from vpt.vision.task import VisionRunSpec
+
 
 Config = dict[str, Any]
+
+
+# Here, not in vpt.vision.task (which imports torch): the Snakefile builds run stamps from it.
+@dataclass
+class VisionRunSpec:
+    """Where a vision run reads and writes, beyond the training hyper-parameters."""
+
+    run_dir: Path
+    table: Path  # a normalized image table (id, image bytes); labels, if any, are not read
+    backbone: dict[str, Any]  # a backbone spec (vpt.vision.backbone): timm name, weights, architecture
+    ssl: dict[str, Any]  # a validated `vision.ssl` section
+    init: Path | None = None  # a saved vision model (the base's final/): backbone, and heads + center if it has them
+    designer: dict[str, Any] | None = None  # a validated `vision.designer` section (masked methods)
+    config: dict[str, Any] | None = None  # the whole validated config (the feedback pools: vision.feedback)
+    inputs: dict[str, Path] = field(default_factory=dict)  # further inputs fingerprinted for the resume check
+    extra: dict[str, Any] = field(default_factory=dict)  # recorded in config.json
 
 
 def vision_base_setup(cfg: Config, run_dir: str | Path | None = None) -> tuple[TrainConfig, VisionRunSpec]:

@@ -8,7 +8,7 @@ from typing import Any
 from vpt import paths, runs
 from vpt.train.methods import METHOD_REGISTRY
 from vpt.vision.grid import VisionRun, vision_run_config, vision_runs
-from vpt.vision.views import RANDOM_MASK_KEYS
+from vpt.vision.grid_refs import RANDOM_MASK_KEYS
 
 Config = dict[str, Any]
 

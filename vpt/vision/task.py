@@ -26,7 +26,6 @@ final/ is the teacher's backbone (vpt.vision.backbone format) plus the heads and
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,26 +47,12 @@ from vpt.vision.data import ImageBatches
 from vpt.vision.dino import DinoLearner
 from vpt.vision.head import DINOHead
 from vpt.vision.multicrop import MultiCropConfig, multi_crop
+from vpt.vision.setup import VisionRunSpec
 from vpt.vision.views import MaskViews, image_seed
 
 HEADS_FILE = "dino_heads.safetensors"  # the heads and center beside the saved backbone
 TEACHER = "teacher.backbone."  # the state-dict prefix of the saved backbone
 META_STREAM = 1  # salt of the meta-SSL batches' seeds: a stream apart from the learner's
-
-
-@dataclass
-class VisionRunSpec:
-    """Where a vision run reads and writes, beyond the training hyper-parameters."""
-
-    run_dir: Path
-    table: Path  # a normalized image table (id, image bytes); labels, if any, are not read
-    backbone: dict[str, Any]  # a backbone spec (vpt.vision.backbone): timm name, weights, architecture
-    ssl: dict[str, Any]  # a validated `vision.ssl` section
-    init: Path | None = None  # a saved vision model (the base's final/): backbone, and heads + center if it has them
-    designer: dict[str, Any] | None = None  # a validated `vision.designer` section (masked methods)
-    config: dict[str, Any] | None = None  # the whole validated config (the feedback pools: vision.feedback)
-    inputs: dict[str, Path] = field(default_factory=dict)  # further inputs fingerprinted for the resume check
-    extra: dict[str, Any] = field(default_factory=dict)  # recorded in config.json
 
 
 class VisionTask:

@@ -29,9 +29,6 @@ def image_seed(seed: int, step: int, row: int) -> int:
     return int(np.random.SeedSequence([seed, step, row]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
-# The vision.designer keys random masks read (the rest configure the learned designer): a run's
-# stamp holds exactly these for random_masks (vpt.vision.targets).
-RANDOM_MASK_KEYS = ("apply_to", "keep_ratio", "random", "pictures")
 
 
 class MaskViews:
