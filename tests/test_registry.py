@@ -18,16 +18,19 @@ from vpt.config import ConfigError, load_schema, validate_config
 from vpt.errors import VptError
 from vpt.eval.registry import TASK_REGISTRY, NativeTask
 from vpt.registry import Registry, help_table
-from vpt.report.registry import REPORT_REGISTRY, BenchReport, EvalReport
+from vpt.report.registry import REPORT_REGISTRY, BenchReport, EvalReport, LabReport
 from vpt.train.methods import METHOD_REGISTRY
 
 from conftest import REPO
 from test_targets import embedded, paper  # noqa: F401  (the shared config fixtures)
 
-TASKS = ("ade20k", "gsm8k", "gsm8k_passk", "imagenet_linear", "mmlu", "nyuv2", "omega_id", "omega_ood", "roxford5k", "rparis6k")
+TASKS = ("ade20k", "ade20k_tuning", "gsm8k", "gsm8k_passk", "imagenet_linear", "mmlu", "nyuv2", "omega_id", "omega_ood",
+         "roxford5k", "rparis6k", "vision_masks")
 VISION_TASKS = ("ade20k", "imagenet_linear", "nyuv2", "roxford5k", "rparis6k")
-REPORTS = ("table1", "table1b_decontaminated", "table2", "table3", "table4", "table4_vision", "figure2_tokens", "figure2_pareto",
-           "figure3_coverage", "figure3_passk")
+LAB_TASKS = ("ade20k_tuning", "vision_masks")  # the vision lab's: a group names them, no group runs them by default
+PAPER_REPORTS = ("table1", "table1b_decontaminated", "table2", "table3", "table4", "table4_vision", "figure2_tokens",
+                 "figure2_pareto", "figure3_coverage", "figure3_passk")
+REPORTS = (*PAPER_REPORTS, "lab_vision")  # the vision lab's document: built where a config has `vision_lab`
 
 
 # --------------------------------------------------------------------------- mechanics
@@ -144,13 +147,13 @@ def test_schema_enums_of_methods_and_tasks_equal_the_registries() -> None:
     tasks = list(TASK_REGISTRY.names())
     assert _at(s, "eval", "properties", "tasks", "items", "enum") == tasks
     assert _at(group, "tasks", "items", "enum") == tasks
-    vtasks = vision_tasks()
-    assert _at(vgroup, "tasks", "items", "enum") == vtasks
+    vtasks, native = vision_tasks(), [n for n, t in TASK_REGISTRY.items() if isinstance(t, NativeTask)]
+    assert _at(vgroup, "tasks", "items", "enum") == native  # a group may name a lab's tasks too
     assert _at(s["vision"]["properties"], "base_model", "properties", "evaluate", "items", "enum") == vtasks
     # no other enum lists methods or tasks (a new one would escape the checks above)
     assert sum(e == methods for e in _enums(s)) == 3 and sum(e == tasks for e in _enums(s)) == 2
-    assert sum(e == vtasks for e in _enums(s)) == 2
-    assert not [e for e in _enums(s) if e not in (methods, tasks, vtasks, list(VISION_METHODS))
+    assert sum(e == vtasks for e in _enums(s)) == 1 and sum(e == native for e in _enums(s)) == 1
+    assert not [e for e in _enums(s) if e not in (methods, tasks, vtasks, native, list(VISION_METHODS))
                 and set(e) & (set(methods[1:]) | {"gsm8k_passk", "omega_id", "imagenet_linear"})]
 
 
@@ -165,8 +168,12 @@ def test_every_task_section_is_in_the_schema() -> None:
 def test_every_task_builds_on_the_data_it_declares(embedded: dict) -> None:
     assert TASK_REGISTRY.names() == TASKS
     for name, task in TASK_REGISTRY.items():
+        if name in LAB_TASKS:
+            assert isinstance(task, NativeTask) and not task.default and task.sections[-1] == name
+            assert {k for k, _, _ in task.needs(embedded["eval"])} <= {"eval.ade20k", f"eval.{name}"}
+            continue
         if isinstance(task, NativeTask):  # evaluated natively; its data is what it declares (vpt.eval.registry.task_inputs)
-            assert name in VISION_TASKS and task.modality == "vision" and task.sections == (name,)
+            assert task.default and name in VISION_TASKS and task.modality == "vision" and task.sections == (name,)
             assert {k for k, _, _ in task.needs(embedded["eval"])} == {f"eval.{name}"} and len(task.needs(embedded["eval"])) == 2
             continue
         task_cfg, opts = task.build(embedded)
@@ -213,7 +220,7 @@ def test_reports_are_registered_with_resolvable_builders_and_registered_tasks() 
 
     assert REPORT_REGISTRY.names() == REPORTS
     for name, report in REPORT_REGISTRY.items():
-        assert report.name == name and report.kind in ("table", "figure")
+        assert report.name == name and report.kind in ("table", "figure", "document")
         if isinstance(report, EvalReport):
             assert callable(report.build())
             assert {t for _, tasks in report.reads for t in tasks} <= set(TASKS)
@@ -222,13 +229,15 @@ def test_reports_are_registered_with_resolvable_builders_and_registered_tasks() 
             assert report.primary is None or report.primary in [(g, t) for g, tasks in report.reads for t in tasks]
             assert report.vision_primary is None or report.vision_primary in [
                 (r.group, t) for r in report.vision_reads for t in r.tasks if r.like is None]  # not a baseline beside it
+        elif isinstance(report, LabReport):
+            assert report.kind == "document" and report.section == "vision_lab"
         else:
             assert isinstance(report, BenchReport) and report.kind == "table"
     assert NAMES == tuple(n for n, r in REPORT_REGISTRY.items() if isinstance(r, EvalReport))
 
 
 def test_the_paper_builds_every_registered_report(paper: dict, embedded: dict) -> None:
-    assert tuple(W.reports(paper)) == REPORTS
+    assert tuple(W.reports(paper)) == PAPER_REPORTS
     assert W.report_inputs(paper, "table3") == ["results/bench/overhead.json"]
     assert W.report_outputs(paper, "table3") == [f"results/tables/table3.{x}" for x in ("md", "csv", "tex")]
     assert W.report_outputs(paper, "figure3_passk") == [f"results/figures/figure3_passk.{x}" for x in ("png", "pdf")]

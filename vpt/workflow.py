@@ -19,7 +19,7 @@ from vpt.eval.registry import TASK_REGISTRY, NativeTask, task_inputs
 from vpt.grid import (FEEDBACK_METHODS, RUN_ID_PATTERN, Run, all_runs, checkpoint_label, default_run, evaluations,
                       group_evaluations, group_spec, parse_run, run_train_section)
 from vpt.io import write_text
-from vpt.report.registry import REPORT_REGISTRY, EvalReport
+from vpt.report.registry import REPORT_REGISTRY, EvalReport, LabReport
 from vpt.vision.grid import VisionRun, is_vision_run_id, parse_vision_run, vision_evaluations, vision_runs  # noqa: F401
 from vpt.vision.targets import (vision_base_inputs, vision_base_output, vision_base_settings, vision_model_targets,  # noqa: F401
                                 vision_run_settings, vision_train_inputs)
@@ -320,7 +320,7 @@ def report_evaluations(cfg: Config, name: str) -> list[tuple[str, Run | VisionRu
     """(group, run, step, task) of every evaluation a report reads (none for a benchmark's report);
     a vision group's runs (VisionRun) under "vision.<group>", so eval_jobs groups them by reader too."""
     report = REPORT_REGISTRY.get(name)
-    return report.evaluations(cfg) if isinstance(report, EvalReport) else []
+    return report.evaluations(cfg) if isinstance(report, (EvalReport, LabReport)) else []
 
 
 def reports(cfg: Config) -> list[str]:

@@ -44,6 +44,7 @@ class NativeTask:
     needs: Callable[[Config], list[tuple[str, str, str]]]
     evaluate: Callable[[Config, Path, str], tuple[dict[str, Any], list[Row]]]  # cfg, model dir, device -> (summary, rows)
     modality: str = "vision"
+    default: bool = True  # among a vision group's tasks when it names none (a lab's own tasks are not)
 
 
 TASK_REGISTRY: Registry[EvalTask | NativeTask] = Registry("evaluation task", packages=("vpt.eval.evaluators",))

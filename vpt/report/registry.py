@@ -8,6 +8,8 @@ report, its inputs and outputs) all read REPORT_REGISTRY. Two kinds of source:
                and that group evaluates the primary task
   BenchReport  reads one benchmark's result (results/bench/<bench>.json); built when the
                config's `bench:` section has that benchmark
+  LabReport    a lab's document (<results_dir>/report.md with its JSON and figures), from the
+               protocol section it is named after (vision_lab); built when the config has it
 
 Builders are named "module:function" and imported when a report is built, so listing the
 reports (argparse, the Snakefile) needs neither pandas nor matplotlib.
@@ -160,6 +162,27 @@ class BenchReport(Report):
         return _resolve(self.builder)(source, paths.table_stem(cfg, self.name)), f"from {source}"
 
 
+@dataclass(frozen=True)
+class LabReport(Report):
+    section: str  # the config section holding the lab's protocol
+    module: str  # its module: lab_inputs(cfg), lab_outputs(cfg), write_lab_report(cfg)
+
+    def available(self, cfg: Config) -> bool:
+        return self.section in cfg
+
+    def outputs(self, cfg: Config) -> list[str]:
+        return list(_resolve(f"{self.module}:lab_outputs")(cfg))
+
+    def inputs(self, cfg: Config) -> list[str]:
+        return list(_resolve(f"{self.module}:lab_inputs")(cfg))
+
+    def evaluations(self, cfg: Config) -> list[tuple[str, Run | VisionRun, int | None, str]]:
+        return list(_resolve(f"{self.module}:lab_evaluations")(cfg))
+
+    def write(self, cfg: Config) -> tuple[list[Path], str]:
+        return _resolve(f"{self.module}:write_lab_report")(cfg)  # type: ignore[no-any-return]
+
+
 REPORT_REGISTRY: Registry[Report] = Registry("report")
 
 
@@ -196,6 +219,11 @@ _add(EvalReport("figure3_coverage", "figure", "GSM8K Pass@1 against the number o
                 (("coverage", _GSM8K), ("main", _GSM8K)), ("coverage", "gsm8k"), "vpt.report.figures:plot_coverage"))
 _add(EvalReport("figure3_passk", "figure", "Pass@k against k per size",
                 (("main", ("gsm8k", "gsm8k_passk")),), ("main", "gsm8k_passk"), "vpt.report.figures:plot_passk"))
+
+
+_add(LabReport("lab_vision", "document", "the vision lab (config/lab_vision.yaml): tuning, paired tests against the "
+                "baselines, mask statistics, the positive control -> <results_dir>/report.md", "vision_lab",
+                "vpt.report.lab_vision"))
 
 
 def reports_help() -> str:

@@ -90,10 +90,10 @@ def configured_weights(cfg: Config) -> tuple[float, float]:
 
 
 def vision_tasks() -> list[str]:
-    """The registered vision evaluations (vpt's own, on the frozen backbone)."""
+    """The registered vision evaluations (vpt's own, on the frozen backbone) a group runs by default."""
     from vpt.eval.registry import TASK_REGISTRY, NativeTask
 
-    return list(TASK_REGISTRY.where(lambda t: isinstance(t, NativeTask)))
+    return list(TASK_REGISTRY.where(lambda t: isinstance(t, NativeTask) and t.default))
 
 
 def vision_group_spec(cfg: Config, name: str) -> dict[str, Any]:
@@ -165,5 +165,8 @@ def vision_run_config(cfg: Config, run: VisionRun) -> Config:
     if run.designer != DEFAULT_DESIGNER:
         from vpt.config import deep_update
 
-        v["designer"] = deep_update(v["designer"], v["designers"][run.designer])
+        variant = copy.deepcopy(v["designers"][run.designer])
+        if "lr" in variant:  # the designer optimizer's lr, which lives in vision.train.designer
+            v["train"]["designer"] = {**v["train"].get("designer", {}), "lr": variant.pop("lr")}
+        v["designer"] = deep_update(v["designer"], variant)
     return out
