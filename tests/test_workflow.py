@@ -161,7 +161,7 @@ def test_slurm_profile_runs_the_embedded_default_end_to_end(embedded_run: Path) 
     probe = json.loads((work / "results/probe/vpt.json").read_text())
     assert len(probe["pairs"]) == probe["probes"] and -1 <= probe["pearson_r"] <= 1
     main = work / "results/eval/base/ntp/lr0.001_s1_decontaminated/final"
-    for task, n in (("gsm8k", 100), ("gsm8k_passk", 16), ("mmlu", 114), ("omega_id", 8), ("omega_ood", 8)):
+    for task, n in (("gsm8k", 50), ("gsm8k_passk", 16), ("mmlu", 114), ("omega_id", 8), ("omega_ood", 8)):
         assert json.loads((main / f"{task}.json").read_text())["examples"] == n, task
         assert len((main / f"{task}.jsonl").read_text().splitlines()) == n
     assert len(list((work / "results/eval").rglob("*.json"))) == 55 + 5 + 28  # + the base ViT's and the vision grid's
@@ -190,7 +190,7 @@ def test_slurm_profile_runs_the_embedded_default_end_to_end(embedded_run: Path) 
             assert (work / f"results/figures/{name}.{ext}").stat().st_size > 1000
     # Table 3 from the overhead benchmark, which ran the real training step side by side
     bench = json.loads((work / "results/bench/overhead.json").read_text())
-    assert [(r["repeat"], r["arm"]) for r in bench["runs"]] == [(0, "ntp"), (0, "vpt"), (1, "vpt"), (1, "ntp"), (2, "ntp"), (2, "vpt")]
+    assert [(r["repeat"], r["arm"]) for r in bench["runs"]] == [(0, "ntp"), (0, "vpt"), (1, "vpt"), (1, "ntp")]  # 2 repeats, order alternating
     vpt_runs = [r for r in bench["runs"] if r["arm"] == "vpt"]
     assert all(r["value_updates"] == 4 and 0 < r["value_update_frac"] < 1 for r in vpt_runs)  # window 16, meta_every 4
     t3 = {r["Method"]: r for r in csv.DictReader(io.StringIO((work / "results/tables/table3.csv").read_text()))}

@@ -20,7 +20,7 @@ from vpt.grid import (FEEDBACK_METHODS, RUN_ID_PATTERN, Run, all_runs, checkpoin
                       group_evaluations, group_spec, parse_run, run_train_section)
 from vpt.io import write_text
 from vpt.report.registry import REPORT_REGISTRY, EvalReport, LabReport
-from vpt.vision.grid import VisionRun, is_vision_run_id, parse_vision_run, vision_evaluations, vision_runs  # noqa: F401
+from vpt.vision.grid import VisionRun, is_vision_run_id, parse_vision_run, vision_evaluations, vision_group_runs, vision_runs  # noqa: F401
 from vpt.vision.targets import (vision_base_inputs, vision_base_output, vision_base_settings, vision_model_targets,  # noqa: F401
                                 vision_run_settings, vision_train_inputs)
 
@@ -334,6 +334,12 @@ def report_inputs(cfg: Config, name: str) -> list[str]:
 
 def report_outputs(cfg: Config, name: str) -> list[str]:
     return REPORT_REGISTRY.get(name).outputs(cfg)
+
+
+def lab_vision_tuning_inputs(cfg: Config) -> list[str]:
+    """The vision lab's tuning trials' validation scores (target `lab_vision_tuning`)."""
+    lab = cfg["vision_lab"]
+    return [str(paths.eval_result(cfg, run.id, lab["tuning"]["task"])) for run in vision_group_runs(cfg, lab["tuning"]["group"])]
 
 
 def report_targets(cfg: Config) -> list[str]:

@@ -105,14 +105,17 @@ def _masks(s: dict[str, Any], init_keep: float) -> list[str]:
     return lines
 
 
-def _control(s: dict[str, Any]) -> list[str]:
-    c = s["control"]
+def _control(cfg: Config, s: dict[str, Any]) -> list[str]:
+    c, ctl = s["control"], cfg["vision_lab"]["control"]
+    variants = cfg["vision"]["designers"]
+    lrs = ", ".join(f"{lr:g}" for lr in sorted({r.lr for r in vision_group_runs(cfg, ctl["group"])}))
     lines = ["## Positive control: can the designer raise V when the value signal asks it to?", ""]
     if "mean_diff" not in c:
         return [*lines, "Fewer than two control seeds were trained: no test.", ""]
     per = ", ".join(f"s{seed}: {d:+.4g}" for seed, d in zip(c["seeds"], c["late_diff"]))
     ok = c["p_t"] < ALPHA and c["mean_diff"] > 0
-    lines += [f"The learner is frozen (lr 1e-9); one designer is trained on −V alone, its twin does not move. Both see "
+    lines += [f"Learner lr {lrs} (frozen in effect); designer `{ctl['steer']}` ({variants[ctl['steer']]}) against "
+              f"`{ctl['frozen']}` ({variants[ctl['frozen']]}). Both see "
               f"the same meta batches and heads, so V_steer − V_frozen over the second half of the meta steps is the "
               f"designer's doing: per seed {per}; mean {c['mean_diff']:+.4g}, 95% CI [{c['ci'][0]:+.4g}, {c['ci'][1]:+.4g}], "
               f"t-test p {_p(c['p_t'])}, Wilcoxon p {_p(c['p_wilcoxon'])}, positive in {c['positive']}/{len(c['seeds'])} seeds.",
@@ -120,6 +123,28 @@ def _control(s: dict[str, Any]) -> list[str]:
               "**The control did not show the designer raising V**: the steering machinery is not shown to work here.",
               "", "![control](figures/lab_vision_control.png)", ""]
     return lines
+
+
+def _diagnosis(s: dict[str, Any], init_keep: float) -> list[str]:
+    """Measured facts that bound the answer: how far the learned masks moved, and how selective they are."""
+    m, method = s["masks"], s["protocol"]["method"]
+    lines = ["## What bounds the answer (measured)", ""]
+    spread = {k: max(x["class"].values()) - min(x["class"].values()) for k, x in m.items() if x["class"]}
+    for k, x in m.items():
+        if not k.startswith("control:") and k != "random_masks":
+            lines.append(f"- `{k}`'s final masks keep {x['keep']:.4f} on average (they start at {init_keep}): "
+                         f"moved by {x['keep'] - init_keep:+.4f}; class keeps span {spread.get(k, float('nan')):.4f}.")
+    if "random_masks" in spread:
+        lines.append(f"- random masks of the target keep ratio span {spread['random_masks']:.4f} across classes "
+                     "(what chance alone spreads).")
+    c = s["control"]
+    if "mean_diff" in c:
+        lines.append(f"- the positive control's V gain (steered − frozen designer, second half): {c['mean_diff']:+.4g} "
+                     f"(t-test p {_p(c['p_t'])}).")
+    comps = s["comparisons"]
+    if comps and all(verdict(x) == "no significant difference" for x in comps.values()):
+        lines.append(f"- `{method}` is not distinguishable from any baseline at {len(next(iter(comps.values()))['seeds'])} seeds.")
+    return [*lines, ""]
 
 
 def _pictures(cfg: Config) -> list[str]:
@@ -143,10 +168,11 @@ def render(cfg: Config, s: dict[str, Any]) -> str:
     said = "; ".join(f"against {b}: {verdict(c)} ({_pct(c['mean_diff'])} points, p {_p(c['p_t'])})" for b, c in comps.items())
     head = [f"# The vision lab: does dense value feedback steer the learned views?", "",
             f"**Answer.** `{method}` on the primary metric, paired by seed, {said or 'not measured (fewer than 2 common seeds)'}.",
-            "A difference is called better or worse only at p < 0.05 (two-sided t-test); otherwise it is reported as no "
-            "significant difference, with its size and interval.", ""]
+            "A difference is called better or worse only at p < 0.05 (two-sided paired t-test); otherwise it is reported "
+            "as no significant difference, with its size and interval. (With 5 seeds the exact Wilcoxon test cannot go "
+            "below p = 0.0625: it is shown, not used for the verdict.)", ""]
     text = [*head, *_protocol(cfg), *_tuning(s), *_primary(s), *_masks(s, float(cfg["vision"]["designer"]["init_keep"])),
-            *_control(s), *_pictures(cfg)]
+            *_control(cfg, s), *_diagnosis(s, float(cfg["vision"]["designer"]["init_keep"])), *_pictures(cfg)]
     return "\n".join(text).rstrip() + "\n"
 
 

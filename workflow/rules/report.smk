@@ -16,3 +16,12 @@ for _name in W.reports(config):
             f"{LOGS}/report/{_name}.log",
         shell:
             "{VPT} report {params.name} --config {CONFIG} > {log} 2>&1"
+
+
+# The vision lab's tuning on its own (config/lab_vision.yaml): every trial's validation score,
+# run before the method groups, whose pinned lrs the report then checks against it.
+if "vision_lab" in config:
+
+    rule lab_vision_tuning:
+        input:
+            W.lab_vision_tuning_inputs(config),
