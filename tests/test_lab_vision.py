@@ -178,15 +178,20 @@ def test_the_report_tests_match_scipy_and_check_the_pins(tmp_path: Path) -> None
     ref = sps.ttest_rel(a, b)
     assert s["comparisons"]["dino"]["p_t"] == pytest.approx(ref.pvalue) and s["comparisons"]["dino"]["wins"] == int((a > b).sum())
     assert s["primary"]["vpt"]["mean"] == pytest.approx(a.mean())
-    assert all(t["best"] == 4e-4 and t["pinned"] == [1e-4] for t in s["tuning"].values())  # the pins are not the winners
+    assert all(t["best"] == 4e-4 and t["pinned"] == [4e-4] for t in s["tuning"].values())  # the pins are the winners
     late = [0.02 * k for k in range(11, 21)]
-    assert s["control"]["late_diff"] == pytest.approx([np.mean(late)] * 3) and s["control"]["positive"] == 3
+    assert s["control"]["late_diff"] == pytest.approx([np.mean(late)] * 8) and s["control"]["positive"] == 8
     assert s["masks"]["vpt"]["class"] == {"0": 0.6, "5": 0.9} and s["masks"]["vpt"]["seeds"] == 5
     written, _ = write_lab_report(cfg)
     text = (tmp_path / "lab" / "report.md").read_text()
-    assert "| vpt − dino |" in text and "| **no** |" in text and "The machinery steers the masks" in text
+    assert "| vpt − dino |" in text and "| yes |" in text and "| **no** |" not in text and "The machinery steers the masks" in text
     assert "grass" in text and "void" in text  # class ids named after the rendered world's classes
     assert all(p.exists() for p in written) and str(tmp_path / "lab" / "report.md") not in lab_inputs(cfg)
+    for run in vision_group_runs(cfg, "tuning"):  # a pin that is not the tuning's winner is flagged
+        if run.method == "dino":
+            _write_eval(cfg, run.id, "ade20k_tuning", {"miou": 0.5 if run.lr < 2e-4 else 0.2})
+    write_lab_report(cfg)
+    assert "| dino | 0.0001: 50.00, 0.0004: 20.00 | 0.0001 | 0.0004 | **no** |" in (tmp_path / "lab" / "report.md").read_text()
 
 
 def test_the_lab_dag_trains_and_evaluates_every_lab_run(workdir: Path) -> None:
@@ -195,7 +200,7 @@ def test_the_lab_dag_trains_and_evaluates_every_lab_run(workdir: Path) -> None:
     from test_workflow import planned_jobs
 
     jobs = planned_jobs(res.stdout)
-    # 8 tuning + 4 x 5 seeds + 3 control seeds x 2 designers; one evaluation job per run (one report reads them all)
-    assert jobs["train_vision"] == 34 and jobs["eval_ade20k_tuning"] == 8 and jobs["eval_ade20k"] == 5
-    assert jobs["eval_ade20k_vision_masks"] == 15 and jobs["eval_vision_masks"] == 6 and jobs["report_lab_vision"] == 1
+    # 8 tuning + 4 x 5 seeds + 8 control seeds x 2 designers; one evaluation job per run (one report reads them all)
+    assert jobs["train_vision"] == 44 and jobs["eval_ade20k_tuning"] == 8 and jobs["eval_ade20k"] == 5
+    assert jobs["eval_ade20k_vision_masks"] == 15 and jobs["eval_vision_masks"] == 16 and jobs["report_lab_vision"] == 1
     assert "pretrain_base" not in jobs and "train" not in jobs  # nothing of the language half

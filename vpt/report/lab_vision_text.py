@@ -27,6 +27,11 @@ def _pct(x: float) -> str:
     return "n/a" if x is None or not np.isfinite(x) else f"{100 * x:.2f}"
 
 
+def _points(x: float) -> str:
+    """A difference of two fractions in percentage points, three decimals (the lab's are small)."""
+    return "n/a" if x is None or not np.isfinite(x) else f"{100 * x:+.3f}"
+
+
 def _p(x: float) -> str:
     return "n/a" if x is None or not np.isfinite(x) else f"{x:.3g}"
 
@@ -80,7 +85,7 @@ def _primary(s: dict[str, Any]) -> list[str]:
               "|---|---|---|---|---|---|---|"]
     method = s["protocol"]["method"]
     for b, c in s["comparisons"].items():
-        lines.append(f"| {method} − {b} | {_pct(c['mean_diff'])} | [{_pct(c['ci'][0])}, {_pct(c['ci'][1])}] | "
+        lines.append(f"| {method} − {b} | {_points(c['mean_diff'])} | [{_points(c['ci'][0])}, {_points(c['ci'][1])}] | "
                      f"{_p(c['p_t'])} | {_p(c['p_wilcoxon'])} | {c['wins']}/{c['n']} | {verdict(c)} |")
     return [*lines, "", "![primary](figures/lab_vision_primary.png)", ""]
 
@@ -165,7 +170,7 @@ def _pictures(cfg: Config) -> list[str]:
 def render(cfg: Config, s: dict[str, Any]) -> str:
     lab = cfg["vision_lab"]
     method, comps = lab["method"], s["comparisons"]
-    said = "; ".join(f"against {b}: {verdict(c)} ({_pct(c['mean_diff'])} points, p {_p(c['p_t'])})" for b, c in comps.items())
+    said = "; ".join(f"against {b}: {verdict(c)} ({_points(c['mean_diff'])} points, p {_p(c['p_t'])})" for b, c in comps.items())
     head = [f"# The vision lab: does dense value feedback steer the learned views?", "",
             f"**Answer.** `{method}` on the primary metric, paired by seed, {said or 'not measured (fewer than 2 common seeds)'}.",
             "A difference is called better or worse only at p < 0.05 (two-sided paired t-test); otherwise it is reported "
